@@ -1,0 +1,31 @@
+#pragma once
+// The host config (/etc/hoop/hoop.toml): how this host reaches hoopd and
+// what to do when it cannot. It holds no secret itself; the credential it
+// points to does.
+
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+
+namespace hoop::config {
+
+enum class Offline { deny };
+
+struct HostConfig {
+  std::string source;
+  std::string server;         // "https://hoop.example.org:8443"
+  std::string ca;             // CA bundle for the server's certificate ("" = system store)
+  std::string credential = "/etc/hoop/host.token";
+  std::string spool_dir = "/var/spool/hoop";
+  Offline offline = Offline::deny;
+  std::string secure_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::string client_cert;    // optional mutual TLS
+  std::string client_key;
+};
+
+/// Errors are "source:line:col: message". Unknown keys are errors (a typo in
+/// a security config must not be silently ignored).
+Result<HostConfig> parse_host_config(std::string_view text, std::string_view source);
+
+}  // namespace hoop::config

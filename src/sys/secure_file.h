@@ -1,0 +1,26 @@
+#pragma once
+// Opening files that hoop trusts or that hold secrets. Checks are made on
+// the open descriptor (fstat), never on the path, so the file cannot be
+// swapped between check and use.
+
+#include <string>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+namespace hoop::sys {
+
+/// Reads a file that grants trust (host config, host credential, policy as
+/// root). MUST be a regular file owned by root and not writable by group or
+/// others, and so must every directory above it; symlinks in the last
+/// component are refused. Errors name the file and say what is wrong.
+Result<std::string> read_root_owned_file(const std::string& path, size_t max_bytes);
+
+/// Reads a personal secret (a reviewer's token): regular file owned by
+/// `owner`, no permission bits for group or others.
+Result<std::string> read_private_file(const std::string& path, uid_t owner, size_t max_bytes);
+
+/// Reads any regular file up to max_bytes (no ownership checks).
+Result<std::string> read_file(const std::string& path, size_t max_bytes);
+
+}  // namespace hoop::sys
