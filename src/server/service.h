@@ -120,6 +120,10 @@ class Service {
   /// second; tests call it directly).
   void expire_due();
 
+  /// Swaps the policy (SIGHUP reload). Requests already filed keep the
+  /// rule, reviewers and approvals they were filed under.
+  void set_policy(std::shared_ptr<const policy::Policy> policy);
+
   const Counters& counters() const { return counters_; }
   size_t waiting() const;  // open long-polls, for /metrics
 
