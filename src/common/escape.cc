@@ -1,7 +1,6 @@
 #include "common/escape.h"
 
 #include <cstdint>
-#include <cstdio>
 
 namespace hoop {
 namespace {
@@ -36,10 +35,12 @@ bool is_invisible_or_bidi(uint32_t cp) {
          cp == 0x2028 || cp == 0x2029 || cp == 0xfeff;
 }
 
-void append_hex(std::string& out, const char* fmt, uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  out += buf;
+// "\x1b" for bytes, "\u202e" for code points.
+void append_hex(std::string& out, bool unicode, uint32_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const int digits = unicode ? 4 : 2;
+  out += unicode ? "\\u" : "\\x";
+  for (int i = digits - 1; i >= 0; --i) out += kDigits[(v >> (4 * i)) & 0xf];
 }
 
 }  // namespace
@@ -51,7 +52,7 @@ std::string escape_for_terminal(std::string_view s) {
     uint32_t cp = 0;
     const size_t n = decode_utf8(s, i, cp);
     if (n == 0) {
-      append_hex(out, "\\x%02x", static_cast<unsigned char>(s[i]));
+      append_hex(out, false, static_cast<unsigned char>(s[i]));
       ++i;
       continue;
     }
@@ -59,8 +60,8 @@ std::string escape_for_terminal(std::string_view s) {
     else if (cp == '\n') out += "\\n";
     else if (cp == '\t') out += "\\t";
     else if (cp == '\r') out += "\\r";
-    else if (cp < 0x20 || cp == 0x7f) append_hex(out, "\\x%02x", cp);
-    else if ((cp >= 0x80 && cp < 0xa0) || is_invisible_or_bidi(cp)) append_hex(out, "\\u%04x", cp);
+    else if (cp < 0x20 || cp == 0x7f) append_hex(out, false, cp);
+    else if ((cp >= 0x80 && cp < 0xa0) || is_invisible_or_bidi(cp)) append_hex(out, true, cp);
     else out.append(s.substr(i, n));
     i += n;
   }
