@@ -1,0 +1,257 @@
+"""Fixtures for integration tests: real hoopd on loopback, real setuid hoopctl,
+real users. The whole session runs in a private mount namespace (ctest starts
+pytest under `unshare --mount`); a copy of /etc is bind-mounted over /etc so
+that test users and /etc/hoop exist only inside it."""
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BUILD = Path(os.environ.get("HOOP_BUILD_DIR", Path(__file__).resolve().parents[2] / "build"))
+HOOPD = BUILD / "cmd" / "hoopd"
+HOOPCTL_BUILT = BUILD / "cmd" / "hoopctl"
+
+# name -> uid; high uids so they never collide with real accounts
+USERS = {"alice": 61001, "bob": 61002, "carol": 61003, "dave": 61004, "mallory": 61005}
+
+
+def _in_private_namespace():
+    try:
+        return os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """A world-readable scratch dir plus a private /etc with test users."""
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root (they create users and a setuid binary)")
+    if not _in_private_namespace():
+        pytest.exit("run the integration tests under `unshare --mount --propagation private` (ctest does)", 2)
+    root = Path(tempfile.mkdtemp(prefix="hoop-it-"))
+    os.chmod(root, 0o755)
+    etc = root / "etc"
+    subprocess.run(["cp", "-a", "/etc", str(etc)], check=True)
+    subprocess.run(["mount", "--bind", str(etc), "/etc"], check=True)
+    home = root / "home"
+    home.mkdir(mode=0o755)
+    for name, uid in USERS.items():
+        subprocess.run(["groupadd", "-g", str(uid), name], check=True)
+        subprocess.run(["useradd", "-u", str(uid), "-g", str(uid), "-d", str(home / name), "-m",
+                        "-s", "/bin/bash", name], check=True)
+    yield root
+    subprocess.run(["umount", "-l", "/etc"], check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki(sandbox):
+    d = sandbox / "pki"
+    d.mkdir(mode=0o755)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", "/CN=hoop test CA", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(d / "server.pem"))
+    os.chmod(d / "ca.pem", 0o644)
+    return d
+
+
+@pytest.fixture(scope="session")
+def hoopctl(sandbox):
+    """The real hoopctl, installed setuid root in a root-owned directory."""
+    d = sandbox / "bin"
+    d.mkdir(mode=0o755)
+    dst = d / "hoopctl"
+    shutil.copy2(HOOPCTL_BUILT, dst)
+    os.chown(dst, 0, 0)
+    os.chmod(dst, 0o4755)
+    return dst
+
+
+DEFAULT_POLICY = """
+[groups]
+sre = ["bob", "carol"]
+ops = ["alice", "dave"]
+
+[[rule]]
+name = "restart-web"
+users = ["@ops"]
+hosts = ["web*"]
+commands = [["/usr/bin/systemctl", "restart", "*"]]
+action = "review"
+reviewers = ["@sre", "alice"]
+approvals = 1
+ttl = "15m"
+
+[[rule]]
+name = "two-person"
+users = ["@ops"]
+hosts = ["*"]
+commands = [["/usr/sbin/reboot"]]
+action = "review"
+reviewers = ["@sre", "dave"]
+approvals = 2
+
+[[rule]]
+name = "status"
+users = ["*"]
+commands = [["/usr/bin/systemctl", "status", "**"]]
+action = "allow"
+
+[[rule]]
+name = "no-shells"
+users = ["*"]
+commands = [["/bin/bash", "**"], ["/usr/bin/bash", "**"]]
+action = "deny"
+
+[[rule]]
+name = "need-reason"
+users = ["@ops"]
+commands = [["/usr/bin/apt-get", "**"]]
+action = "review"
+reviewers = ["@sre"]
+reason_required = true
+"""
+
+
+class Server:
+    """A real hoopd on 127.0.0.1 with TLS, in its own directory."""
+
+    def __init__(self, root: Path, pki: Path, policy: str, extra: str = ""):
+        self.root = root
+        self.root.mkdir(mode=0o755, exist_ok=True)
+        self.pki = pki
+        (root / "policy.toml").write_text(policy)
+        self.config = root / "hoopd.toml"
+        self.config.write_text(
+            f'listen = "127.0.0.1:0"\n'
+            f'data_dir = "{root}/data"\n'
+            f'policy = "{root}/policy.toml"\n'
+            f'{extra}\n'
+            f'[tls]\ncert = "{pki}/server.pem"\nkey = "{pki}/server.key"\n')
+        self.proc = None
+        self.port = None
+        self.log = root / "hoopd.log"
+
+    def start(self):
+        self._logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([str(HOOPD), "serve", "--config", str(self.config)],
+                                     stdout=self._logf, stderr=self._logf)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            for line in text.splitlines():
+                if "listening on" in line:
+                    self.port = int(line.rsplit(":", 1)[1].split()[0])
+            if self.port:
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("hoopd exited:\n" + text)
+            time.sleep(0.05)
+        raise RuntimeError("hoopd did not start:\n" + self.log.read_text(errors="replace"))
+
+    def stop(self, sig=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def hoopd(self, *args, check=True):
+        r = subprocess.run([str(HOOPD), *args], capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"hoopd {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def token(self, kind: str, name: str) -> str:
+        return self.hoopd("token", "create", "--config", str(self.config), f"--{kind}", name).stdout.strip()
+
+    def ssl_context(self):
+        return ssl.create_default_context(cafile=str(self.pki / "ca.pem"))
+
+    def api(self, method, path, token=None, body=None, raw=None, headers=None, timeout=30):
+        """Returns (status, parsed JSON or text)."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def file_request(self, host_token, user="alice", argv=None, path=None, reason="", run_as="root"):
+        argv = argv or ["systemctl", "restart", "nginx"]
+        body = {"user": user, "run_as": run_as, "argv": argv, "path": path or "/usr/bin/systemctl",
+                "digest": "ab" * 32, "cwd": "/", "tty": "", "reason": reason}
+        return self.api("POST", "/v1/requests", host_token, body)
+
+
+@pytest.fixture
+def server(sandbox, pki, request):
+    root = Path(tempfile.mkdtemp(prefix="srv-", dir=sandbox))
+    os.chmod(root, 0o755)
+    marker = request.node.get_closest_marker("policy")
+    policy = marker.args[0] if marker else DEFAULT_POLICY
+    s = Server(root, pki, policy).start()
+    yield s
+    s.stop()
+
+
+class Ctl:
+    """Runs the setuid hoopctl as a given Unix user with a personal token."""
+
+    def __init__(self, path, server):
+        self.path, self.server = path, server
+
+    def __call__(self, user, *args, token=None, env=None, timeout=30, input=None):
+        e = {"PATH": "/usr/bin:/bin", "HOOP_SERVER": self.server.url,
+             "HOOP_CA": str(self.server.pki / "ca.pem"), "LANG": "C.UTF-8"}
+        if token:
+            e["HOOP_TOKEN"] = token
+        e.update(env or {})
+        uid = USERS[user] if user in USERS else int(user)
+        cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups" if user in USERS else "--clear-groups",
+               str(self.path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout, input=input)
+
+
+@pytest.fixture
+def ctl(hoopctl, server):
+    return Ctl(hoopctl, server)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "policy(text): policy TOML for the server fixture")
