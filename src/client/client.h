@@ -1,0 +1,117 @@
+#pragma once
+// The hoopd HTTP client (libcurl), shared by the reviewer verbs and, later,
+// by the setuid `hoopctl run` path.
+// MUST: never log, print or put the bearer token in an error message.
+// MUST NOT: follow redirects, use proxies from the environment, decompress,
+//           or read more than ClientOptions::max_response_bytes.
+// MUST (callers running privileged): scrub the environment before the first
+//           Client is created; libcurl reads some variables at global init.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "api/types.h"
+#include "common/error.h"
+
+namespace hoop::client {
+
+/// Where and how to reach hoopd. `server` is a base URL
+/// ("https://hoop.example.org:8443"); http:// is accepted because the host
+/// config allows it only for loopback.
+struct ClientOptions {
+  std::string server;
+  std::string ca_file;       // PEM bundle; "" = the system store
+  std::string client_cert;   // optional mutual TLS
+  std::string client_key;
+  std::string token;         // bearer token (personal or host)
+  std::string user_agent = "hoopctl";
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{30000};
+  /// Extra time allowed on top of a long-poll's wait before giving up.
+  std::chrono::milliseconds wait_slack{10000};
+  size_t max_response_bytes = 8 * 1024 * 1024;
+};
+
+/// GET /v1/whoami.
+struct Identity {
+  std::string kind;   // "user" | "host"
+  std::string name;
+  std::string token;  // public token id
+};
+
+/// Filters of GET /v1/requests; unset ones are not sent.
+struct ListFilter {
+  std::optional<api::State> state;
+  std::string user;
+  std::string host;
+  int64_t before = 0;  // request id; 0 = newest
+  int limit = 0;       // 0 = server default (100)
+};
+
+/// One row of GET /v1/audit. `detail` is kept as compact JSON text.
+struct AuditRow {
+  int64_t seq = 0;
+  int64_t at_ms = 0;
+  std::string actor;
+  std::string action;
+  int64_t request_id = 0;
+  std::string detail;
+  std::string prev_hash;
+  std::string hash;
+};
+
+/// A connection to hoopd: one libcurl easy handle, reused so calls share a
+/// keep-alive connection. Not thread-safe; one per thread. Each typed call
+/// can hand back the server's raw JSON (`raw`) for `--json` output.
+class Client {
+ public:
+  /// Validates the options (URL scheme, no control characters in the token)
+  /// and initialises libcurl once per process.
+  static Result<Client> create(ClientOptions opts);
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  ~Client();
+
+  const std::string& server() const;
+
+  Result<Identity> whoami(nlohmann::json* raw = nullptr);
+  Result<api::Request> create_request(const api::NewRequest& req, nlohmann::json* raw = nullptr);
+  /// With `wait`, holds until the state differs from `while_state` or the
+  /// wait ends (then returns the unchanged request).
+  Result<api::Request> get_request(int64_t id, std::optional<std::chrono::milliseconds> wait = std::nullopt,
+                                   api::State while_state = api::State::pending, nlohmann::json* raw = nullptr);
+  Result<std::vector<api::Request>> list_requests(const ListFilter& filter, nlohmann::json* raw = nullptr);
+  Result<api::Request> approve(int64_t id, const std::string& comment, nlohmann::json* raw = nullptr);
+  Result<api::Request> deny(int64_t id, const std::string& comment, nlohmann::json* raw = nullptr);
+  /// `user` is set by a host cancelling for its user; empty for a personal
+  /// credential cancelling its own request.
+  Result<api::Request> cancel(int64_t id, const std::string& user = "", nlohmann::json* raw = nullptr);
+  Result<api::Request> record_use(int64_t id, nlohmann::json* raw = nullptr);
+  Result<std::vector<AuditRow>> read_audit(int64_t after, int limit, nlohmann::json* raw = nullptr);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Maps a server error code ("not_found") to Errc; unknown names give nullopt.
+std::optional<Errc> errc_from_name(std::string_view name);
+
+/// Turns a non-2xx answer into an Error: the server's
+/// {"error":{"code","message"}} when present, else one derived from the
+/// HTTP status. The message is escaped for the terminal.
+Error error_from_response(long status, std::string_view body);
+
+/// A token's public part ("hoop_<id>") for messages; never the secret.
+std::string token_label(std::string_view token);
+
+}  // namespace hoop::client
