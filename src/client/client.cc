@@ -243,4 +243,127 @@ Client::~Client() = default;
 
 const std::string& Client::server() const { return impl_->opts.server; }
 
+namespace {
+
+// Typed answers: the raw JSON goes to `raw` when asked, the parsed value back.
+Result<api::Request> as_request(Result<json> j, json* raw) {
+  if (!j) return j.error();
+  if (raw != nullptr) *raw = *j;
+  return api::parse_request(*j);
+}
+
+std::string id_path(int64_t id, const char* verb = nullptr) {
+  std::string p = "/v1/requests/" + std::to_string(id);
+  if (verb != nullptr) p += std::string("/") + verb;
+  return p;
+}
+
+}  // namespace
+
+Result<Identity> Client::whoami(json* raw) {
+  auto j = impl_->call("GET", "/v1/whoami", nullptr, impl_->opts.request_timeout);
+  if (!j) return j.error();
+  if (raw != nullptr) *raw = *j;
+  try {
+    return Identity{j->at("kind").get<std::string>(), j->at("name").get<std::string>(),
+                    j->value("token", std::string())};
+  } catch (const json::exception&) {
+    return make_error(Errc::unavailable, "malformed answer to /v1/whoami from " + escape_for_terminal(server()));
+  }
+}
+
+Result<api::Request> Client::create_request(const api::NewRequest& req, json* raw) {
+  const json body = api::to_json(req);
+  return as_request(impl_->call("POST", "/v1/requests", &body, impl_->opts.request_timeout), raw);
+}
+
+Result<api::Request> Client::get_request(int64_t id, std::optional<milliseconds> wait, api::State while_state,
+                                         json* raw) {
+  std::string path = id_path(id);
+  milliseconds timeout = impl_->opts.request_timeout;
+  if (wait) {
+    path += "?wait=" + std::to_string(wait->count()) + "ms&state=" + api::state_name(while_state);
+    // The server holds the answer up to `wait`; give up a little later.
+    timeout = *wait + impl_->opts.wait_slack;
+  }
+  return as_request(impl_->call("GET", path, nullptr, timeout), raw);
+}
+
+Result<std::vector<api::Request>> Client::list_requests(const ListFilter& f, json* raw) {
+  std::string q;
+  auto param = [&](const char* key, const std::string& value) {
+    char* esc = curl_easy_escape(impl_->curl, value.c_str(), static_cast<int>(value.size()));
+    if (esc == nullptr) return;
+    q += (q.empty() ? "?" : "&") + std::string(key) + "=" + esc;
+    curl_free(esc);
+  };
+  if (f.state) param("state", api::state_name(*f.state));
+  if (!f.user.empty()) param("user", f.user);
+  if (!f.host.empty()) param("host", f.host);
+  if (f.before > 0) param("before", std::to_string(f.before));
+  if (f.limit > 0) param("limit", std::to_string(f.limit));
+  auto j = impl_->call("GET", "/v1/requests" + q, nullptr, impl_->opts.request_timeout);
+  if (!j) return j.error();
+  if (raw != nullptr) *raw = *j;
+  auto arr = j->find("requests");
+  if (!j->is_object() || arr == j->end() || !arr->is_array())
+    return make_error(Errc::unavailable, "malformed request list from " + escape_for_terminal(server()));
+  std::vector<api::Request> out;
+  out.reserve(arr->size());
+  for (const auto& e : *arr) {
+    auto r = api::parse_request(e);
+    if (!r) return r.error();
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+Result<api::Request> Client::approve(int64_t id, const std::string& comment, json* raw) {
+  const json body = {{"comment", comment}};
+  return as_request(impl_->call("POST", id_path(id, "approve"), &body, impl_->opts.request_timeout), raw);
+}
+
+Result<api::Request> Client::deny(int64_t id, const std::string& comment, json* raw) {
+  const json body = {{"comment", comment}};
+  return as_request(impl_->call("POST", id_path(id, "deny"), &body, impl_->opts.request_timeout), raw);
+}
+
+Result<api::Request> Client::cancel(int64_t id, const std::string& user, json* raw) {
+  json body = json::object();
+  if (!user.empty()) body["user"] = user;
+  return as_request(impl_->call("POST", id_path(id, "cancel"), &body, impl_->opts.request_timeout), raw);
+}
+
+Result<api::Request> Client::record_use(int64_t id, json* raw) {
+  const json body = json::object();
+  return as_request(impl_->call("POST", id_path(id, "use"), &body, impl_->opts.request_timeout), raw);
+}
+
+Result<std::vector<AuditRow>> Client::read_audit(int64_t after, int limit, json* raw) {
+  std::string path = "/v1/audit?after=" + std::to_string(after);
+  if (limit > 0) path += "&limit=" + std::to_string(limit);
+  auto j = impl_->call("GET", path, nullptr, impl_->opts.request_timeout);
+  if (!j) return j.error();
+  if (raw != nullptr) *raw = *j;
+  std::vector<AuditRow> out;
+  try {
+    for (const auto& e : j->at("rows")) {
+      AuditRow r;
+      r.seq = e.at("seq").get<int64_t>();
+      r.at_ms = e.value("at", int64_t{0});
+      r.actor = e.value("actor", std::string());
+      r.action = e.value("action", std::string());
+      r.request_id = e.value("request_id", int64_t{0});
+      const auto d = e.find("detail");
+      if (d != e.end()) r.detail = d->is_string() ? d->get<std::string>() : d->dump();
+      r.prev_hash = e.value("prev_hash", std::string());
+      r.hash = e.value("hash", std::string());
+      out.push_back(std::move(r));
+    }
+  } catch (const json::exception&) {
+    return make_error(Errc::unavailable, "malformed audit rows from " + escape_for_terminal(server()));
+  }
+  return out;
+}
+
 }  // namespace hoop::client
