@@ -28,8 +28,10 @@ struct Row {
 /// SHA-256 (hex) over an unambiguous encoding of every field but `hash`.
 std::string row_hash(const Row& r);
 
-/// Checks rows one at a time, in the order read. Feed every row, then call
-/// finish(). The first failure sticks: later rows are not examined.
+/// Checks rows one at a time, in the order read. The first failure sticks:
+/// later rows are not examined. The chain alone cannot show rows cut off the
+/// end: `hoopd audit verify` prints the last seq and hash so an operator can
+/// record them elsewhere and compare later.
 class Verifier {
  public:
   /// Returns false at the first bad row; `error()` then names it.

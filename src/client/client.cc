@@ -8,8 +8,8 @@
 #include "client/client.h"
 
 #include <curl/curl.h>
-#include <string.h>  // explicit_bzero
 #include <stdlib.h>  // unsetenv
+#include <string.h>  // explicit_bzero
 
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -34,7 +34,8 @@ Status global_init() {
     if (sys::is_elevated()) ::unsetenv("SSLKEYLOGFILE");
     rc = curl_global_init(CURL_GLOBAL_DEFAULT);
   });
-  if (rc != CURLE_OK) return make_error(Errc::internal, std::string("libcurl init failed: ") + curl_easy_strerror(rc));
+  if (rc != CURLE_OK)
+    return make_error(Errc::internal, std::string("libcurl init failed: ") + curl_easy_strerror(rc));
   return {};
 }
 
@@ -47,16 +48,42 @@ bool token_chars_ok(std::string_view t) {
   return true;
 }
 
+// Plain http is for a hoopd on this machine only (as the host config
+// allows); the same rule holds for a --server given by a reviewer.
+bool is_loopback_url(std::string_view url) {
+  std::string_view rest = url.substr(url.find("://") + 3);
+  rest = rest.substr(0, rest.find('/'));
+  std::string_view host;
+  if (rest.starts_with("[")) {
+    host = rest.substr(0, rest.find(']') + 1);
+  } else {
+    host = rest.substr(0, rest.find(':'));
+  }
+  if (host == "localhost" || host == "[::1]") return true;
+  if (!host.starts_with("127.")) return false;
+  return host.find_first_not_of("0123456789.") == std::string_view::npos;
+}
+
 Errc errc_from_status(long status) {
   switch (status) {
-    case 400: return Errc::invalid_argument;
-    case 401: return Errc::unauthenticated;
-    case 403: return Errc::permission_denied;
-    case 404: return Errc::not_found;
-    case 409: return Errc::conflict;
-    case 413: return Errc::too_large;
-    case 502: case 503: case 504: return Errc::unavailable;
-    default: return Errc::internal;
+    case 400:
+      return Errc::invalid_argument;
+    case 401:
+      return Errc::unauthenticated;
+    case 403:
+      return Errc::permission_denied;
+    case 404:
+      return Errc::not_found;
+    case 409:
+      return Errc::conflict;
+    case 413:
+      return Errc::too_large;
+    case 502:
+    case 503:
+    case 504:
+      return Errc::unavailable;
+    default:
+      return Errc::internal;
   }
 }
 
@@ -76,7 +103,7 @@ std::optional<Errc> errc_from_name(std::string_view name) {
 }
 
 Error error_from_response(long status, std::string_view body) {
-  auto j = api::parse_json_text(body, 64 * 1024);
+  auto j = api::parse_json_text(body, size_t{64} * 1024);
   if (j.ok() && j->is_object()) {
     auto e = j->find("error");
     if (e != j->end() && e->is_object()) {
@@ -93,7 +120,8 @@ Error error_from_response(long status, std::string_view body) {
 }
 
 std::string token_label(std::string_view token) {
-  if (token.size() >= 21 && token.substr(0, 5) == "hoop_" && token[21] == '_') return std::string(token.substr(0, 21));
+  if (token.size() >= 21 && token.substr(0, 5) == "hoop_" && token[21] == '_')
+    return std::string(token.substr(0, 21));
   return "(malformed token)";
 }
 
@@ -211,8 +239,13 @@ Result<Client> Client::create(ClientOptions opts) {
   const std::string_view s = opts.server;
   if (!(s.starts_with("https://") || s.starts_with("http://")) || !is_clean_text(s) ||
       s.find_first_of(" ?#@") != std::string_view::npos)
-    return make_error(Errc::invalid_argument, "server URL '" + escape_for_terminal(s) +
-                                                  "' must look like https://host:port (no user, query or spaces)");
+    return make_error(Errc::invalid_argument,
+                      "server URL '" + escape_for_terminal(s) +
+                          "' must look like https://host:port (no user, query or spaces)");
+  if (s.starts_with("http://") && !is_loopback_url(s))
+    return make_error(Errc::invalid_argument,
+                      "refusing plain http to " + escape_for_terminal(s) +
+                          ": the token would cross the network unencrypted; use https://");
   if (!token_chars_ok(opts.token))
     return make_error(Errc::invalid_argument, "the token contains characters that cannot be sent");
   if (auto st = global_init(); !st) return st.error();
@@ -241,7 +274,9 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-const std::string& Client::server() const { return impl_->opts.server; }
+const std::string& Client::server() const {
+  return impl_->opts.server;
+}
 
 namespace {
 
@@ -268,7 +303,8 @@ Result<Identity> Client::whoami(json* raw) {
     return Identity{j->at("kind").get<std::string>(), j->at("name").get<std::string>(),
                     j->value("token", std::string())};
   } catch (const json::exception&) {
-    return make_error(Errc::unavailable, "malformed answer to /v1/whoami from " + escape_for_terminal(server()));
+    return make_error(Errc::unavailable,
+                      "malformed answer to /v1/whoami from " + escape_for_terminal(server()));
   }
 }
 

@@ -10,12 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "api/types.h"
 #include "common/error.h"
@@ -27,21 +26,21 @@ namespace hoop::client {
 /// config allows it only for loopback.
 struct ClientOptions {
   std::string server;
-  std::string ca_file;       // PEM bundle; "" = the system store
-  std::string client_cert;   // optional mutual TLS
+  std::string ca_file;      // PEM bundle; "" = the system store
+  std::string client_cert;  // optional mutual TLS
   std::string client_key;
-  std::string token;         // bearer token (personal or host)
+  std::string token;  // bearer token (personal or host)
   std::string user_agent = "hoopctl";
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};
   /// Extra time allowed on top of a long-poll's wait before giving up.
   std::chrono::milliseconds wait_slack{10000};
-  size_t max_response_bytes = 8 * 1024 * 1024;
+  size_t max_response_bytes = size_t{8} * 1024 * 1024;
 };
 
 /// GET /v1/whoami.
 struct Identity {
-  std::string kind;   // "user" | "host"
+  std::string kind;  // "user" | "host"
   std::string name;
   std::string token;  // public token id
 };
@@ -87,7 +86,8 @@ class Client {
   /// With `wait`, holds until the state differs from `while_state` or the
   /// wait ends (then returns the unchanged request).
   Result<api::Request> get_request(int64_t id, std::optional<std::chrono::milliseconds> wait = std::nullopt,
-                                   api::State while_state = api::State::pending, nlohmann::json* raw = nullptr);
+                                   api::State while_state = api::State::pending,
+                                   nlohmann::json* raw = nullptr);
   Result<std::vector<api::Request>> list_requests(const ListFilter& filter, nlohmann::json* raw = nullptr);
   Result<api::Request> approve(int64_t id, const std::string& comment, nlohmann::json* raw = nullptr);
   Result<api::Request> deny(int64_t id, const std::string& comment, nlohmann::json* raw = nullptr);

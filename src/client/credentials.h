@@ -1,6 +1,5 @@
 #pragma once
-// Bearer tokens: a reviewer's personal token (HOOP_TOKEN or
-// ~/.config/hoop/token) and, for the run path, the host credential.
+// A reviewer's personal bearer token (HOOP_TOKEN or ~/.config/hoop/token).
 // MUST: read a personal token only after privilege is dropped, and only
 //       from a file the caller owns that nobody else can read.
 // MUST NOT: put any part of the secret into an error message.
@@ -28,9 +27,5 @@ std::string personal_token_path(const sys::Caller& caller);
 /// sys::read_private_file. Whitespace around the token is trimmed; the shape
 /// is checked. Errors say how to get or fix a token.
 Result<std::string> load_personal_token(const char* env_token, const sys::Caller& caller);
-
-/// The host credential at `path` (root-owned, not writable by others, and
-/// not readable by others either: it is a secret).
-Result<std::string> load_host_token(const std::string& path);
 
 }  // namespace hoop::client

@@ -92,7 +92,10 @@ class Policy {
   bool member_of(const std::vector<std::string>& members, std::string_view user) const;
 
  private:
+  std::string rule_label(int rule_index) const;
+
   bool valid_ = false;
+  std::string file_;  // for positions in Decision::why
   std::map<std::string, std::vector<std::string>> groups_;
   std::vector<Rule> rules_;
 };

@@ -109,12 +109,19 @@ class Service {
 
   /// Long-poll: calls `done` with the request once its state differs from
   /// `seen` (at once if it already does), or with the unchanged request when
-  /// `timeout` passes. Returns a handle that cancels the wait (e.g. when the
-  /// client disconnects); `done` is then not called.
+  /// `timeout` (capped at max_wait) passes; errors (not_found) come at once.
+  /// `done` always runs posted on the io thread, at most once, and only
+  /// after the state it reports is durable.
+  ///
+  /// The returned handle OWNS the wait: keep it while waiting, release it
+  /// (`handle.reset()` or destroy it, e.g. when the client disconnects) to
+  /// cancel; `done` is then never called. Dropping the handle at once
+  /// cancels at once, hence [[nodiscard]]. Releasing it is safe at any
+  /// time, also from inside `done` and after the Service is gone.
   using WaitHandle = std::shared_ptr<void>;
-  WaitHandle wait_for_change(const Principal& who, int64_t id, api::State seen,
-                             std::chrono::milliseconds timeout,
-                             std::function<void(Result<api::Request>)> done);
+  [[nodiscard]] WaitHandle wait_for_change(const Principal& who, int64_t id, api::State seen,
+                                           std::chrono::milliseconds timeout,
+                                           std::function<void(Result<api::Request>)> done);
 
   /// Expires pending requests whose time has come (a timer calls this every
   /// second; tests call it directly).

@@ -76,7 +76,7 @@ class Store {
   virtual Result<std::vector<api::Request>> list_requests(const RequestFilter& f) = 0;
   /// Pending requests with expires_at_ms <= now_ms, oldest first, at most `limit`.
   virtual Result<std::vector<int64_t>> pending_due(int64_t now_ms, int limit) = 0;
-  /// All request ids that are still pending (used at start-up for timers).
+  /// Number of requests in `state` (all when nullopt), for /metrics.
   virtual Result<int64_t> count_requests(std::optional<api::State> state) = 0;
 
   // Audit chain. append computes prev_hash/hash from the current tail.

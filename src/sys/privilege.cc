@@ -6,11 +6,11 @@
 
 #include "sys/privilege.h"
 
-#include <cerrno>
-#include <cstring>
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 namespace hoop::sys {
@@ -43,15 +43,17 @@ Result<Caller> current_caller() {
       return sys_error("cannot look up uid " + std::to_string(uid) + " in the password database");
     }
     if (found == nullptr)
-      return make_error(Errc::not_found, "your uid " + std::to_string(uid) +
-                                             " has no entry in the password database; ask an admin to add one");
+      return make_error(Errc::not_found,
+                        "your uid " + std::to_string(uid) +
+                            " has no entry in the password database; ask an admin to add one");
     Caller c;
     c.uid = uid;
     c.gid = getgid();
     c.name = pw.pw_name != nullptr ? pw.pw_name : "";
     c.home = pw.pw_dir != nullptr ? pw.pw_dir : "";
     if (c.name.empty())
-      return make_error(Errc::internal, "uid " + std::to_string(uid) + " has an empty name in the password database");
+      return make_error(Errc::internal,
+                        "uid " + std::to_string(uid) + " has an empty name in the password database");
     return c;
   }
 }

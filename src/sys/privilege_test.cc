@@ -1,12 +1,11 @@
 #include "sys/privilege.h"
 
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <functional>
-
-#include <gtest/gtest.h>
 
 namespace hoop::sys {
 namespace {
@@ -58,7 +57,8 @@ TEST_F(PrivilegeTest, DropCannotBeUndone) {
               if (getresuid(&r, &e, &s) != 0 || r != kUid || e != kUid || s != kUid) return 12;
               if (getresgid(&rg, &eg, &sg) != 0 || rg != kGid || eg != kGid || sg != kGid) return 13;
               // Every way back to root must fail.
-              if (setuid(0) == 0 || seteuid(0) == 0 || setreuid(0, 0) == 0 || setresuid(0, 0, 0) == 0) return 14;
+              if (setuid(0) == 0 || seteuid(0) == 0 || setreuid(0, 0) == 0 || setresuid(0, 0, 0) == 0)
+                return 14;
               if (setgid(0) == 0 || setegid(0) == 0 || setresgid(0, 0, 0) == 0) return 15;
               const gid_t g0[] = {0};
               if (setgroups(1, g0) == 0) return 16;

@@ -1,6 +1,7 @@
 #include "sys/secure_file.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace hoop::sys {
 namespace {
@@ -125,7 +124,8 @@ TEST_F(SecureFileTest, RefusesGroupWritableParent) {
 TEST_F(SecureFileTest, RefusesParentNotOwnedByRoot) {
   const auto d = subdir("home", 0755, kOtherUid);
   std::ofstream(d + "/hoop.toml") << "x";
-  expect_refused(read_root_owned_file(d + "/hoop.toml", 1024), "its directory " + d + " is owned by uid 4242");
+  expect_refused(read_root_owned_file(d + "/hoop.toml", 1024),
+                 "its directory " + d + " is owned by uid 4242");
 }
 
 TEST_F(SecureFileTest, RefusesStickyWorldWritableParent) {
@@ -175,8 +175,9 @@ TEST_F(SecureFileTest, PrivateFileAccepted) {
 
 TEST_F(SecureFileTest, PrivateFileReadableByOthers) {
   const auto p = write("token", "secret", 0644, kOtherUid);
-  expect_refused(read_private_file(p, kOtherUid, 1024),
-                 "refusing " + p + ": readable or writable by group or others (mode 0644); run: chmod 600 " + p);
+  expect_refused(
+      read_private_file(p, kOtherUid, 1024),
+      "refusing " + p + ": readable or writable by group or others (mode 0644); run: chmod 600 " + p);
   expect_refused(read_private_file(write("t2", "s", 0640, kOtherUid), kOtherUid, 1024), "(mode 0640)");
 }
 
