@@ -20,13 +20,14 @@ namespace {
 using detail::Errors;
 using detail::quoted;
 
-constexpr std::string_view kKeys[] = {"server",      "ca",          "credential",  "spool_dir", "offline",
-                                      "secure_path", "client_cert", "client_key"};
+constexpr std::string_view kKeys[] = {"server",  "ca",          "credential",  "spool_dir",
+                                      "offline", "secure_path", "client_cert", "client_key"};
 
 bool is_host_name(std::string_view s) {
   if (s.empty() || s.size() > 253 || s[0] == '-' || s[0] == '.') return false;
   for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -44,7 +45,8 @@ bool is_loopback(std::string_view host, bool bracketed) {
 
 // "https://host[:port]" (one trailing '/' is dropped). Sets `why` on error.
 bool parse_server_url(std::string_view url, std::string& out, std::string& why) {
-  const std::string shape = "; write https://HOST or https://HOST:PORT, e.g. \"https://hoop.example.org:8443\"";
+  const std::string shape =
+      "; write https://HOST or https://HOST:PORT, e.g. \"https://hoop.example.org:8443\"";
   bool tls = true;
   std::string_view rest;
   if (url.starts_with("https://")) {
@@ -105,7 +107,8 @@ bool parse_server_url(std::string_view url, std::string& out, std::string& why) 
     }
   }
   if (!tls && !is_loopback(host, bracketed)) {
-    why = "server " + quoted(url) + ": TLS is required; plain http:// is allowed only for a loopback server "
+    why = "server " + quoted(url) +
+          ": TLS is required; plain http:// is allowed only for a loopback server "
           "(127.0.0.1, [::1] or localhost): use https://";
     return false;
   }
@@ -140,7 +143,9 @@ void get_secure_path(const toml::table& t, Errors& errs, std::string& out) {
     if (end == std::string::npos) end = v.size();
     const std::string dir = v.substr(start, end - start);
     if (dir.empty()) {
-      errs.add(at, "'secure_path' has an empty element (it would mean the current directory); remove the extra ':'");
+      errs.add(
+          at,
+          "'secure_path' has an empty element (it would mean the current directory); remove the extra ':'");
       ok = false;
     } else if (dir[0] != '/') {
       errs.add(at, "'secure_path' element " + quoted(dir) + " is not an absolute directory");
@@ -178,8 +183,11 @@ Result<HostConfig> parse_host_config(std::string_view text, std::string_view sou
 
   std::string offline;
   if (detail::get_string(t, "offline", errs, offline)) {
-    if (offline == "deny") cfg.offline = Offline::deny;
-    else errs.add(detail::where(t, "offline"), "offline = " + quoted(offline) + " is not supported; allowed values: \"deny\"");
+    if (offline == "deny")
+      cfg.offline = Offline::deny;
+    else
+      errs.add(detail::where(t, "offline"),
+               "offline = " + quoted(offline) + " is not supported; allowed values: \"deny\"");
   }
 
   const bool has_cert = t.get("client_cert") != nullptr;

@@ -1,15 +1,17 @@
 // The host config: every key, every refusal, with positions.
 
+#include "config/host_config.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "config/host_config.h"
-
 namespace hoop::config {
 namespace {
 
-Result<HostConfig> parse(const std::string& text) { return parse_host_config(text, "hoop.toml"); }
+Result<HostConfig> parse(const std::string& text) {
+  return parse_host_config(text, "hoop.toml");
+}
 
 std::string error_of(const std::string& text) {
   auto r = parse(text);
@@ -25,7 +27,9 @@ std::string error_of(const std::string& text) {
     EXPECT_NE(m_.find(part), std::string::npos) << "message: " << m_; \
   } while (0)
 
-std::string with_server(const std::string& url) { return "server = \"" + url + "\"\n"; }
+std::string with_server(const std::string& url) {
+  return "server = \"" + url + "\"\n";
+}
 
 TEST(HostConfig, ServerOnlyGivesDefaults) {
   auto r = parse(with_server("https://hoop.example.org:8443"));
@@ -63,8 +67,8 @@ TEST(HostConfig, PlainHttpOnlyForLoopback) {
     EXPECT_TRUE(r.ok()) << ok << ": " << r.error().message;
   }
   for (const char* bad : {"http://10.0.0.1", "http://hoop.example.org:8443", "http://localhost.evil.org",
-                          "http://127.0.0.1.evil.org", "http://128.0.0.1", "http://[::2]", "http://0x7f000001",
-                          "http://[::ffff:10.0.0.1]"}) {
+                          "http://127.0.0.1.evil.org", "http://128.0.0.1", "http://[::2]",
+                          "http://0x7f000001", "http://[::ffff:10.0.0.1]"}) {
     const std::string m = error_of(with_server(bad));
     EXPECT_NE(m.find("hoop.toml:1:10: "), std::string::npos) << bad << ": " << m;
     EXPECT_NE(m.find("TLS is required"), std::string::npos) << bad << ": " << m;
@@ -100,13 +104,15 @@ TEST(HostConfig, PathsMustBeAbsolute) {
   EXPECT_ERROR(s + "ca = \"ca.pem\"\n", "hoop.toml:2:6: 'ca' must be an absolute path, not 'ca.pem'");
   EXPECT_ERROR(s + "credential = \"./t\"\n", "hoop.toml:2:14: 'credential' must be an absolute path");
   EXPECT_ERROR(s + "spool_dir = \"\"\n", "hoop.toml:2:13: 'spool_dir' must be an absolute path");
-  EXPECT_ERROR(s + "client_cert = \"c\"\nclient_key = \"/k\"\n", "hoop.toml:2:15: 'client_cert' must be an absolute");
+  EXPECT_ERROR(s + "client_cert = \"c\"\nclient_key = \"/k\"\n",
+               "hoop.toml:2:15: 'client_cert' must be an absolute");
   EXPECT_ERROR(s + "ca = 1\n", "hoop.toml:2:6: 'ca' must be a string, not an integer");
 }
 
 TEST(HostConfig, SecurePath) {
   const std::string s = with_server("https://hoop");
-  EXPECT_ERROR(s + "secure_path = \"/usr/bin::/bin\"\n", "hoop.toml:2:15: 'secure_path' has an empty element");
+  EXPECT_ERROR(s + "secure_path = \"/usr/bin::/bin\"\n",
+               "hoop.toml:2:15: 'secure_path' has an empty element");
   EXPECT_ERROR(s + "secure_path = \"/usr/bin:\"\n", "has an empty element");
   EXPECT_ERROR(s + "secure_path = \":/usr/bin\"\n", "has an empty element");
   EXPECT_ERROR(s + "secure_path = \".:/usr/bin\"\n", "element '.' is not an absolute directory");
@@ -120,7 +126,8 @@ TEST(HostConfig, SecurePath) {
 
 TEST(HostConfig, OfflineAndClientCertificates) {
   const std::string s = with_server("https://hoop");
-  EXPECT_ERROR(s + "offline = \"allow\"\n", "hoop.toml:2:11: offline = 'allow' is not supported; allowed values: \"deny\"");
+  EXPECT_ERROR(s + "offline = \"allow\"\n",
+               "hoop.toml:2:11: offline = 'allow' is not supported; allowed values: \"deny\"");
   EXPECT_ERROR(s + "offline = false\n", "'offline' must be a string, not a boolean");
   EXPECT_ERROR(s + "client_cert = \"/c\"\n", "hoop.toml:2:15: client_cert and client_key go together");
   EXPECT_ERROR(s + "client_key = \"/k\"\n", "hoop.toml:2:14: client_cert and client_key go together");

@@ -21,8 +21,9 @@ namespace {
 using detail::Errors;
 using detail::quoted;
 
-constexpr std::string_view kKeys[] = {"listen", "data_dir", "policy", "insecure_http", "request_ttl",
-                                      "max_wait", "read_timeout", "max_connections", "tls"};
+constexpr std::string_view kKeys[] = {"listen",        "data_dir",        "policy",
+                                      "insecure_http", "request_ttl",     "max_wait",
+                                      "read_timeout",  "max_connections", "tls"};
 constexpr std::string_view kTlsKeys[] = {"cert", "key", "client_ca"};
 constexpr int64_t kMaxConnections = 1'000'000;
 
@@ -104,7 +105,8 @@ void get_path(const toml::table& t, std::string_view key, std::string_view sourc
 void parse_tls(const toml::node& n, std::string_view source, Errors& errs, ServerConfig& cfg) {
   const auto* t = n.as_table();
   if (!t) {
-    errs.add(n.source(), std::string("'tls' must be a table ([tls] with cert and key), not ") + detail::type_name(n));
+    errs.add(n.source(),
+             std::string("'tls' must be a table ([tls] with cert and key), not ") + detail::type_name(n));
     return;
   }
   detail::check_keys(*t, kTlsKeys, " in [tls]", errs);
@@ -112,7 +114,8 @@ void parse_tls(const toml::node& n, std::string_view source, Errors& errs, Serve
   get_path(*t, "cert", source, errs, tls.cert);
   get_path(*t, "key", source, errs, tls.key);
   get_path(*t, "client_ca", source, errs, tls.client_ca);
-  if (!t->get("cert")) errs.add(t->source(), "[tls] needs cert = \"FILE\" (the server's PEM certificate chain)");
+  if (!t->get("cert"))
+    errs.add(t->source(), "[tls] needs cert = \"FILE\" (the server's PEM certificate chain)");
   if (!t->get("key")) errs.add(t->source(), "[tls] needs key = \"FILE\" (the server's PEM private key)");
   cfg.tls = std::move(tls);
 }
@@ -131,10 +134,12 @@ Result<ServerConfig> parse_server_config(std::string_view text, std::string_view
   std::string listen;
   if (detail::get_string(t, "listen", errs, listen)) {
     std::string why;
-    if (!parse_listen(listen, cfg.listen_address, cfg.listen_port, why)) errs.add(detail::where(t, "listen"), why);
+    if (!parse_listen(listen, cfg.listen_address, cfg.listen_port, why))
+      errs.add(detail::where(t, "listen"), why);
   }
   get_path(t, "data_dir", source, errs, cfg.data_dir);
-  if (!t.get("data_dir")) errs.add(1, 1, "missing required key 'data_dir' (where hoop.db and transcripts live)");
+  if (!t.get("data_dir"))
+    errs.add(1, 1, "missing required key 'data_dir' (where hoop.db and transcripts live)");
   get_path(t, "policy", source, errs, cfg.policy_path);
   if (!t.get("policy")) errs.add(1, 1, "missing required key 'policy' (path of the policy file)");
 
@@ -145,7 +150,8 @@ Result<ServerConfig> parse_server_config(std::string_view text, std::string_view
   if (const auto* n = t.get("max_connections")) {
     const auto* i = n->as_integer();
     if (!i) {
-      errs.add(n->source(), std::string("'max_connections' must be an integer, not ") + detail::type_name(*n));
+      errs.add(n->source(),
+               std::string("'max_connections' must be an integer, not ") + detail::type_name(*n));
     } else if (i->get() < 1 || i->get() > kMaxConnections) {
       errs.add(n->source(), "'max_connections' must be between 1 and " + std::to_string(kMaxConnections));
     } else {

@@ -1,15 +1,14 @@
 // hoopd's config: every key, every refusal, and the file reader.
 
-#include <gtest/gtest.h>
+#include "config/server_config.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include "config/server_config.h"
 
 namespace hoop::config {
 namespace {
@@ -18,7 +17,9 @@ using std::chrono::milliseconds;
 
 constexpr std::string_view kTls = "[tls]\ncert = \"server.pem\"\nkey = \"/etc/ssl/server.key\"\n";
 
-Result<ServerConfig> parse(const std::string& text) { return parse_server_config(text, "/etc/hoop/hoopd.toml"); }
+Result<ServerConfig> parse(const std::string& text) {
+  return parse_server_config(text, "/etc/hoop/hoopd.toml");
+}
 
 // The error text of a failed parse (fails the test when it parsed).
 std::string error_of(const std::string& text) {
@@ -29,10 +30,10 @@ std::string error_of(const std::string& text) {
   return r.error().message;
 }
 
-#define EXPECT_ERROR(text, part)                                         \
-  do {                                                                   \
-    const std::string m_ = error_of(text);                               \
-    EXPECT_NE(m_.find(part), std::string::npos) << "message: " << m_;    \
+#define EXPECT_ERROR(text, part)                                      \
+  do {                                                                \
+    const std::string m_ = error_of(text);                            \
+    EXPECT_NE(m_.find(part), std::string::npos) << "message: " << m_; \
   } while (0)
 
 std::string base(const std::string& extra) {
@@ -77,7 +78,9 @@ TEST(ServerConfig, EveryKey) {
 }
 
 TEST(ServerConfig, ListenForms) {
-  auto listen = [](const std::string& v) { return parse(base("listen = \"" + v + "\"\n" + std::string(kTls))); };
+  auto listen = [](const std::string& v) {
+    return parse(base("listen = \"" + v + "\"\n" + std::string(kTls)));
+  };
   auto a = listen("localhost:80");
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_EQ(a->listen_address, "127.0.0.1");
@@ -116,14 +119,16 @@ TEST(ServerConfig, TransportMustBeChosenExplicitly) {
   EXPECT_NE(none.find("cert = \"FILE\""), std::string::npos) << none;
   EXPECT_NE(none.find("insecure_http = true"), std::string::npos) << none;
   EXPECT_ERROR(base("insecure_http = false\n"), "no TLS configured");
-  EXPECT_ERROR(base("insecure_http = true\n" + std::string(kTls)), "hoopd.toml:3:17: both [tls] and insecure_http");
+  EXPECT_ERROR(base("insecure_http = true\n" + std::string(kTls)),
+               "hoopd.toml:3:17: both [tls] and insecure_http");
   EXPECT_ERROR(base("insecure_http = \"yes\"\n"), "hoopd.toml:3:17: 'insecure_http' must be true or false");
 }
 
 TEST(ServerConfig, TlsTable) {
   EXPECT_ERROR(base("[tls]\ncert = \"c.pem\"\n"), "hoopd.toml:3:1: [tls] needs key");
   EXPECT_ERROR(base("[tls]\nkey = \"k.pem\"\n"), "hoopd.toml:3:1: [tls] needs cert");
-  EXPECT_ERROR(base("[tls]\ncert = \"c\"\nkey = \"k\"\nca = \"x\"\n"), "hoopd.toml:6:1: unknown key 'ca' in [tls]");
+  EXPECT_ERROR(base("[tls]\ncert = \"c\"\nkey = \"k\"\nca = \"x\"\n"),
+               "hoopd.toml:6:1: unknown key 'ca' in [tls]");
   EXPECT_ERROR(base("tls = \"on\"\n"), "'tls' must be a table");
   EXPECT_ERROR(base("[tls]\ncert = \"\"\nkey = \"k\"\n"), "hoopd.toml:4:8: 'cert' must not be empty");
 }
@@ -133,7 +138,8 @@ TEST(ServerConfig, RequiredAndUnknownKeys) {
   EXPECT_ERROR("data_dir = \"d\"\ninsecure_http = true\n", "missing required key 'policy'");
   EXPECT_ERROR(base("insecure_http = true\nlisten_port = 1\n"), "hoopd.toml:4:1: unknown key 'listen_port'");
   EXPECT_ERROR(base("insecure_http = true\n[store]\npath = \"x\"\n"), "hoopd.toml:4:2: unknown key 'store'");
-  EXPECT_ERROR("data_dir = 1\npolicy = \"p\"\ninsecure_http = true\n", "hoopd.toml:1:12: 'data_dir' must be a string");
+  EXPECT_ERROR("data_dir = 1\npolicy = \"p\"\ninsecure_http = true\n",
+               "hoopd.toml:1:12: 'data_dir' must be a string");
 }
 
 TEST(ServerConfig, DurationsAndLimits) {
@@ -185,7 +191,8 @@ class LoadServerConfig : public ::testing::Test {
 };
 
 TEST_F(LoadServerConfig, ResolvesPathsAgainstTheFilesFolder) {
-  const std::string p = write("hoopd.toml", "data_dir = \"data\"\npolicy = \"policy.toml\"\ninsecure_http = true\n");
+  const std::string p =
+      write("hoopd.toml", "data_dir = \"data\"\npolicy = \"policy.toml\"\ninsecure_http = true\n");
   auto r = load_server_config(p);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->source, p);

@@ -3,6 +3,8 @@
 // access that records "source:line:col: message" errors and keeps going, so
 // one run shows every problem. Not part of the module's interface.
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -10,8 +12,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "common/duration.h"
 #include "common/error.h"
@@ -22,20 +22,30 @@ namespace hoop::config::detail {
 
 inline constexpr size_t kMaxConfigBytes = 1024 * 1024;
 
-inline std::string quoted(std::string_view s) { return "'" + escape_for_terminal(s) + "'"; }
+inline std::string quoted(std::string_view s) {
+  return "'" + escape_for_terminal(s) + "'";
+}
 
 inline const char* type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
     case toml::node_type::date:
     case toml::node_type::time:
-    case toml::node_type::date_time: return "a date or time";
-    default: return "nothing";
+    case toml::node_type::date_time:
+      return "a date or time";
+    default:
+      return "nothing";
   }
 }
 
@@ -45,7 +55,8 @@ class Errors {
   explicit Errors(std::string_view source) : source_(source) {}
 
   void add(uint32_t line, uint32_t column, std::string_view msg) {
-    lines_.push_back(source_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + std::string(msg));
+    lines_.push_back(source_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
+                     std::string(msg));
   }
   void add(const toml::source_region& at, std::string_view msg) { add(at.begin.line, at.begin.column, msg); }
   bool empty() const { return lines_.empty(); }
@@ -89,12 +100,12 @@ inline std::string join(std::span<const std::string_view> words) {
 }
 
 /// Unknown keys are errors: a typo in a security config must not be ignored.
-inline void check_keys(const toml::table& t, std::span<const std::string_view> allowed, std::string_view where,
-                       Errors& errs) {
+inline void check_keys(const toml::table& t, std::span<const std::string_view> allowed,
+                       std::string_view where, Errors& errs) {
   for (const auto& [key, node] : t) {
     if (std::find(allowed.begin(), allowed.end(), key.str()) == allowed.end())
-      errs.add(key.source(), "unknown key " + quoted(key.str()) + std::string(where) + " (allowed: " +
-                                 join(allowed) + ")");
+      errs.add(key.source(),
+               "unknown key " + quoted(key.str()) + std::string(where) + " (allowed: " + join(allowed) + ")");
   }
 }
 
@@ -118,25 +129,31 @@ inline bool get_string(const toml::table& t, std::string_view key, Errors& errs,
 inline void get_bool(const toml::table& t, std::string_view key, Errors& errs, bool& out) {
   const toml::node* n = t.get(key);
   if (!n) return;
-  if (const auto* b = n->as_boolean()) out = b->get();
-  else errs.add(n->source(), "'" + std::string(key) + "' must be true or false, not " + type_name(*n));
+  if (const auto* b = n->as_boolean())
+    out = b->get();
+  else
+    errs.add(n->source(), "'" + std::string(key) + "' must be true or false, not " + type_name(*n));
 }
 
 /// A positive duration such as "30s" or "15m".
-inline void get_duration(const toml::table& t, std::string_view key, Errors& errs, std::chrono::milliseconds& out) {
+inline void get_duration(const toml::table& t, std::string_view key, Errors& errs,
+                         std::chrono::milliseconds& out) {
   const toml::node* n = t.get(key);
   if (!n) return;
   std::string text;
   if (!n->is_string()) {
-    errs.add(n->source(), "'" + std::string(key) + "' must be a duration string such as \"30s\", not " +
-                              type_name(*n));
+    errs.add(n->source(),
+             "'" + std::string(key) + "' must be a duration string such as \"30s\", not " + type_name(*n));
     return;
   }
   if (!get_string(t, key, errs, text)) return;
   auto d = parse_duration(text);
-  if (!d) errs.add(n->source(), "'" + std::string(key) + "': " + d.error().message);
-  else if (d->count() <= 0) errs.add(n->source(), "'" + std::string(key) + "' must be longer than zero");
-  else out = *d;
+  if (!d)
+    errs.add(n->source(), "'" + std::string(key) + "': " + d.error().message);
+  else if (d->count() <= 0)
+    errs.add(n->source(), "'" + std::string(key) + "' must be longer than zero");
+  else
+    out = *d;
 }
 
 /// Position of key `key`'s value, for errors that concern a valid value.

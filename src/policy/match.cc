@@ -102,9 +102,12 @@ std::string join_names(const std::vector<std::string>& names) {
 
 const char* action_name(Action a) {
   switch (a) {
-    case Action::deny: return "deny";
-    case Action::review: return "review";
-    case Action::allow: return "allow";
+    case Action::deny:
+      return "deny";
+    case Action::review:
+      return "review";
+    case Action::allow:
+      return "allow";
   }
   return "invalid";
 }
@@ -208,7 +211,8 @@ Decision Policy::decide(const Query& q) const {
   for (size_t i = 0; i < rules_.size() && deny < 0; ++i) {
     const Rule& r = rules_[i];
     if (!member_of(r.users, q.user)) continue;
-    if (std::none_of(r.hosts.begin(), r.hosts.end(), [&](const std::string& h) { return glob_match(h, q.host); }))
+    if (std::none_of(r.hosts.begin(), r.hosts.end(),
+                     [&](const std::string& h) { return glob_match(h, q.host); }))
       continue;
     if (std::none_of(r.run_as.begin(), r.run_as.end(),
                      [&](const std::string& u) { return u == "*" || u == q.run_as; }))

@@ -43,12 +43,12 @@ TEST(Glob, Classes) {
   EXPECT_TRUE(glob_match("[^x]", "y"));
   EXPECT_FALSE(glob_match("[^a-z]", "q"));
   EXPECT_TRUE(glob_match("[^a-z]", "Q"));
-  EXPECT_TRUE(glob_match("[]]", "]"));       // ']' first is literal
+  EXPECT_TRUE(glob_match("[]]", "]"));  // ']' first is literal
   EXPECT_TRUE(glob_match("[!]]", "a"));
   EXPECT_FALSE(glob_match("[!]]", "]"));
-  EXPECT_TRUE(glob_match("[a-]", "-"));      // '-' last is literal
-  EXPECT_TRUE(glob_match("[\\]]", "]"));     // escaped inside a class
-  EXPECT_TRUE(glob_match("[", "["));         // unterminated: literal '['
+  EXPECT_TRUE(glob_match("[a-]", "-"));   // '-' last is literal
+  EXPECT_TRUE(glob_match("[\\]]", "]"));  // escaped inside a class
+  EXPECT_TRUE(glob_match("[", "["));      // unterminated: literal '['
   EXPECT_TRUE(glob_match("a[b", "a[b"));
   EXPECT_FALSE(glob_match("a[b", "ab"));
   EXPECT_TRUE(glob_match("x[0-9][0-9]", "x42"));
@@ -77,7 +77,8 @@ TEST(Glob, PathologicalPatternsAreFast) {
   EXPECT_FALSE(glob_match("*" + std::string(500, '?') + "b", as));
   EXPECT_FALSE(glob_match(std::string(1000, '*') + "b", as));
   EXPECT_TRUE(glob_match("*a*a*a*a*a*a", as));
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   EXPECT_LT(ms.count(), 1000);
 }
 
@@ -185,8 +186,8 @@ class Decide : public ::testing::Test {
   }
   Decision decide(std::string host, std::string user, std::string path, std::vector<std::string> argv,
                   std::string run_as = "root") const {
-    return policy_.decide(Query{std::move(host), std::move(user), std::move(run_as), std::move(path),
-                                std::move(argv)});
+    return policy_.decide(
+        Query{std::move(host), std::move(user), std::move(run_as), std::move(path), std::move(argv)});
   }
   Policy policy_;
 };
@@ -196,7 +197,8 @@ TEST_F(Decide, FirstMatchDecidesAndWhyNamesTheRule) {
   EXPECT_EQ(d.action, Action::review);
   EXPECT_EQ(d.rule, "restart-web");
   EXPECT_EQ(d.rule_index, 0);
-  EXPECT_EQ(d.why, "rule 'restart-web' (policy.toml:5:1): review by 2 of [alice, bob, carol], reason required");
+  EXPECT_EQ(d.why,
+            "rule 'restart-web' (policy.toml:5:1): review by 2 of [alice, bob, carol], reason required");
   const auto s = decide("web1", "mallory", "/usr/bin/systemctl", {"systemctl", "status", "nginx"});
   EXPECT_EQ(s.action, Action::allow);
   EXPECT_EQ(s.rule, "status");

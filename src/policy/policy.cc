@@ -8,12 +8,12 @@
 
 #include "policy/policy.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <set>
 #include <span>
 #include <utility>
-
-#include <toml++/toml.h>
 
 #include "common/duration.h"
 #include "common/escape.h"
@@ -29,9 +29,8 @@ constexpr size_t kMaxDiagnostics = 200;
 
 // Later issues add keys here (e.g. secret_patterns).
 constexpr std::string_view kTopKeys[] = {"groups", "rule"};
-constexpr std::string_view kRuleKeys[] = {
-    "name", "users", "hosts", "run_as", "commands", "action",
-    "reviewers", "approvals", "ttl", "reason_required"};
+constexpr std::string_view kRuleKeys[] = {"name",   "users",     "hosts",     "run_as", "commands",
+                                          "action", "reviewers", "approvals", "ttl",    "reason_required"};
 
 // Same rules as hoop::api::is_valid_name (hoop_policy must not link hoop_api):
 // 1-64 of [A-Za-z0-9._-], an optional trailing '$', no leading '-' or '.'.
@@ -39,8 +38,8 @@ bool is_valid_name(std::string_view s) {
   if (s.empty() || s.size() > 64 || s[0] == '-' || s[0] == '.') return false;
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-' || (c == '$' && i + 1 == s.size() && i > 0);
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-' || (c == '$' && i + 1 == s.size() && i > 0);
     if (!ok) return false;
   }
   return true;
@@ -55,7 +54,9 @@ bool is_valid_rule_name(std::string_view s) {
   });
 }
 
-std::string quoted(std::string_view s) { return "'" + escape_for_terminal(s) + "'"; }
+std::string quoted(std::string_view s) {
+  return "'" + escape_for_terminal(s) + "'";
+}
 
 std::string join(std::span<const std::string_view> words) {
   std::string out;
@@ -69,20 +70,32 @@ bool contains(std::span<const std::string_view> words, std::string_view w) {
 
 const char* type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "nothing";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "nothing";
   }
 }
 
-SourcePos pos_of(const toml::source_region& r) { return SourcePos{r.begin.line, r.begin.column}; }
+SourcePos pos_of(const toml::source_region& r) {
+  return SourcePos{r.begin.line, r.begin.column};
+}
 
 class Parser {
  public:
@@ -94,15 +107,17 @@ class Parser {
   void parse(const toml::table& root) {
     for (const auto& [key, node] : root) {
       if (!contains(kTopKeys, key.str()))
-        error(key.source(), "unknown top-level key " + quoted(key.str()) + " (allowed: " + join(kTopKeys) + ")");
+        error(key.source(),
+              "unknown top-level key " + quoted(key.str()) + " (allowed: " + join(kTopKeys) + ")");
     }
     // Groups first: rules refer to them wherever they appear in the file.
     if (const auto* g = root.get("groups")) parse_groups(*g);
     if (const auto* r = root.get("rule")) {
       const auto* arr = r->as_array();
       if (!arr) {
-        error(r->source(), std::string("'rule' must be an array of tables: write [[rule]], not [rule] (got ") +
-                               type_name(*r) + ")");
+        error(r->source(),
+              std::string("'rule' must be an array of tables: write [[rule]], not [rule] (got ") +
+                  type_name(*r) + ")");
         return;
       }
       for (const auto& item : *arr) parse_rule(item);
@@ -176,10 +191,10 @@ class Parser {
       const std::string& m = list[i];
       const auto at = (*arr)[i].source();
       if (m == "*") {
-        if (!allow_star)
-          error(at, what + " cannot be '*' (anyone could approve): name people or @groups");
+        if (!allow_star) error(at, what + " cannot be '*' (anyone could approve): name people or @groups");
       } else if (!m.empty() && m[0] == '@') {
-        if (!groups_.count(m.substr(1))) error(at, what + ": undefined group " + quoted(m) + " (define it in [groups])");
+        if (!groups_.count(m.substr(1)))
+          error(at, what + ": undefined group " + quoted(m) + " (define it in [groups])");
       } else if (!is_valid_name(m)) {
         error(at, what + ": invalid user name " + quoted(m));
       }
@@ -189,7 +204,9 @@ class Parser {
   void parse_commands(const toml::node& n, const std::string& ctx, Rule& rule) {
     const auto* arr = n.as_array();
     if (!arr) {
-      error(n.source(), ctx + "'commands' must be an array of argv patterns, e.g. [[\"/usr/bin/systemctl\", \"status\", \"**\"]]");
+      error(n.source(), ctx +
+                            "'commands' must be an array of argv patterns, e.g. [[\"/usr/bin/systemctl\", "
+                            "\"status\", \"**\"]]");
       return;
     }
     if (arr->empty()) error(n.source(), ctx + "'commands' must not be empty");
@@ -197,14 +214,16 @@ class Parser {
       std::vector<std::string> argv;
       if (!strings(pat, ctx + "each command pattern", argv)) continue;
       if (argv.empty()) {
-        error(pat.source(), ctx + "empty command pattern: element 0 must be the absolute path of the program");
+        error(pat.source(),
+              ctx + "empty command pattern: element 0 must be the absolute path of the program");
         continue;
       }
       const auto& elems = *pat.as_array();
       bool ok = true;
       if (argv[0].empty() || argv[0][0] != '/') {
-        error(elems[0].source(), ctx + "command " + quoted(argv[0]) +
-                                     " must start with an absolute path (globs allowed), e.g. \"/usr/bin/systemctl\"");
+        error(elems[0].source(),
+              ctx + "command " + quoted(argv[0]) +
+                  " must start with an absolute path (globs allowed), e.g. \"/usr/bin/systemctl\"");
         ok = false;
       }
       for (size_t i = 0; i < argv.size(); ++i) {
@@ -213,7 +232,8 @@ class Parser {
           ok = false;
         }
         if (argv[i].size() > kMaxPatternBytes) {
-          error(elems[i].source(), ctx + "pattern element longer than " + std::to_string(kMaxPatternBytes) + " bytes");
+          error(elems[i].source(),
+                ctx + "pattern element longer than " + std::to_string(kMaxPatternBytes) + " bytes");
           ok = false;
         }
       }
@@ -238,7 +258,8 @@ class Parser {
     if (const auto* name = t->get("name")) {
       if (const auto* s = name->as_string()) {
         if (!is_valid_rule_name(s->get())) {
-          error(name->source(), ctx + "invalid rule name " + quoted(s->get()) + ": use 1-64 of A-Z a-z 0-9 . _ -");
+          error(name->source(),
+                ctx + "invalid rule name " + quoted(s->get()) + ": use 1-64 of A-Z a-z 0-9 . _ -");
         } else {
           rule.name = s->get();
           ctx = "rule " + quoted(rule.name) + ": ";
@@ -261,7 +282,8 @@ class Parser {
 
     if (const auto* u = t->get("users")) {
       if (strings(*u, ctx + "'users'", rule.users)) {
-        if (rule.users.empty()) error(u->source(), ctx + "'users' must not be empty (use [\"*\"] for everyone)");
+        if (rule.users.empty())
+          error(u->source(), ctx + "'users' must not be empty (use [\"*\"] for everyone)");
         check_people(*u, rule.users, ctx + "'users'", /*allow_star=*/true);
       }
     } else {
@@ -271,11 +293,12 @@ class Parser {
     if (const auto* h = t->get("hosts")) {
       rule.hosts.clear();
       if (strings(*h, ctx + "'hosts'", rule.hosts)) {
-        if (rule.hosts.empty()) error(h->source(), ctx + "'hosts' must not be empty (leave it out for every host)");
+        if (rule.hosts.empty())
+          error(h->source(), ctx + "'hosts' must not be empty (leave it out for every host)");
         for (size_t i = 0; i < rule.hosts.size(); ++i) {
           if (rule.hosts[i].empty() || rule.hosts[i].size() > kMaxPatternBytes)
-            error((*h->as_array())[i].source(), ctx + "host patterns must be 1-" +
-                                                    std::to_string(kMaxPatternBytes) + " bytes");
+            error((*h->as_array())[i].source(),
+                  ctx + "host patterns must be 1-" + std::to_string(kMaxPatternBytes) + " bytes");
         }
       }
     }
@@ -297,7 +320,8 @@ class Parser {
           }
         }
       } else {
-        error(r->source(), ctx + "'run_as' must be a user name, \"*\" or an array of names, not " + type_name(*r));
+        error(r->source(),
+              ctx + "'run_as' must be a user name, \"*\" or an array of names, not " + type_name(*r));
       }
     }
 
@@ -311,9 +335,12 @@ class Parser {
     if (const auto* a = t->get("action")) {
       const auto* s = a->as_string();
       const std::string v = s ? s->get() : "";
-      if (v == "allow") rule.action = Action::allow;
-      else if (v == "review") rule.action = Action::review;
-      else if (v == "deny") rule.action = Action::deny;
+      if (v == "allow")
+        rule.action = Action::allow;
+      else if (v == "review")
+        rule.action = Action::review;
+      else if (v == "deny")
+        rule.action = Action::deny;
       action_ok = v == "allow" || v == "review" || v == "deny";
       if (!action_ok)
         error(a->source(), ctx + "'action' must be one of \"allow\", \"review\", \"deny\"" +
@@ -367,18 +394,24 @@ class Parser {
         error(ttl->source(), ctx + "'ttl' has no effect on a deny rule; remove it");
       } else if (const auto* s = ttl->as_string()) {
         auto d = parse_duration(s->get());
-        if (!d) error(ttl->source(), ctx + "'ttl': " + d.error().message);
-        else if (d->count() <= 0) error(ttl->source(), ctx + "'ttl' must be longer than zero");
-        else rule.ttl = *d;
+        if (!d)
+          error(ttl->source(), ctx + "'ttl': " + d.error().message);
+        else if (d->count() <= 0)
+          error(ttl->source(), ctx + "'ttl' must be longer than zero");
+        else
+          rule.ttl = *d;
       } else {
         error(ttl->source(), ctx + "'ttl' must be a duration string such as \"15m\", not " + type_name(*ttl));
       }
     }
 
     if (const auto* rr = t.get("reason_required")) {
-      if (deny) error(rr->source(), ctx + "'reason_required' has no effect on a deny rule; remove it");
-      else if (const auto* b = rr->as_boolean()) rule.reason_required = b->get();
-      else error(rr->source(), ctx + "'reason_required' must be true or false, not " + type_name(*rr));
+      if (deny)
+        error(rr->source(), ctx + "'reason_required' has no effect on a deny rule; remove it");
+      else if (const auto* b = rr->as_boolean())
+        rule.reason_required = b->get();
+      else
+        error(rr->source(), ctx + "'reason_required' must be true or false, not " + type_name(*rr));
     }
   }
 
@@ -417,7 +450,8 @@ Policy Policy::parse(std::string_view text, std::string_view file, std::vector<D
     return p;
   }
   if (const uint32_t line = toml_guard::find_excess_key_dots(text)) {
-    out.push_back({p.file_, {line, 1},
+    out.push_back({p.file_,
+                   {line, 1},
                    "too many dotted keys (more than " + std::to_string(toml_guard::kMaxKeyDots) +
                        "); the policy uses none"});
     return p;

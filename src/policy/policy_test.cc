@@ -1,11 +1,11 @@
 // Parsing and validation of the policy: every error names its position.
 
+#include "policy/policy.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <string>
-
-#include "policy/policy.h"
 
 namespace hoop::policy {
 namespace {
@@ -33,10 +33,10 @@ bool has(const std::vector<Diagnostic>& d, uint32_t line, uint32_t col, std::str
   return false;
 }
 
-#define EXPECT_DIAG(text, line, col, part)                  \
-  do {                                                      \
-    const auto d_ = errors_of(text);                        \
-    EXPECT_TRUE(has(d_, line, col, part)) << dump(d_);      \
+#define EXPECT_DIAG(text, line, col, part)             \
+  do {                                                 \
+    const auto d_ = errors_of(text);                   \
+    EXPECT_TRUE(has(d_, line, col, part)) << dump(d_); \
   } while (0)
 
 constexpr std::string_view kGood = R"([groups]
@@ -116,10 +116,12 @@ TEST(PolicyParse, SyntaxErrorHasPosition) {
 
 TEST(PolicyParse, UnknownKeys) {
   EXPECT_DIAG("secret_patterns = []\n", 1, 1, "unknown top-level key 'secret_patterns'");
-  EXPECT_DIAG("[[rule]]\nname = \"x\"\nusers = [\"a\"]\ncommands = [[\"/bin/x\"]]\naction = \"allow\"\n  "
-              "reviewer = [\"b\"]\n",
-              6, 3, "unknown key 'reviewer'");
-  EXPECT_DIAG("[groups]\nsre = [\"a\"]\n[groups.more]\nx = 1\n", 3, 1, "group 'more' must be an array of strings");
+  EXPECT_DIAG(
+      "[[rule]]\nname = \"x\"\nusers = [\"a\"]\ncommands = [[\"/bin/x\"]]\naction = \"allow\"\n  "
+      "reviewer = [\"b\"]\n",
+      6, 3, "unknown key 'reviewer'");
+  EXPECT_DIAG("[groups]\nsre = [\"a\"]\n[groups.more]\nx = 1\n", 3, 1,
+              "group 'more' must be an array of strings");
   EXPECT_DIAG("[rule]\nname = \"x\"\n", 1, 1, "write [[rule]], not [rule]");
 }
 
@@ -129,8 +131,8 @@ TEST(PolicyParse, MissingRequiredKeysPointAtTheRule) {
   EXPECT_TRUE(has(d, 3, 1, "missing required key 'users'")) << dump(d);
   EXPECT_TRUE(has(d, 3, 1, "missing required key 'commands'")) << dump(d);
   EXPECT_TRUE(has(d, 3, 1, "missing required key 'action'")) << dump(d);
-  EXPECT_DIAG("[[rule]]\nname = \"r\"\nusers = [\"a\"]\ncommands = [[\"/bin/x\"]]\naction = \"review\"\n", 1, 1,
-              "needs 'reviewers'");
+  EXPECT_DIAG("[[rule]]\nname = \"r\"\nusers = [\"a\"]\ncommands = [[\"/bin/x\"]]\naction = \"review\"\n", 1,
+              1, "needs 'reviewers'");
 }
 
 TEST(PolicyParse, WrongTypes) {
@@ -155,7 +157,8 @@ TEST(PolicyParse, WrongTypes) {
 constexpr std::string_view kRule = "[[rule]]\nname = \"r\"\nusers = [\"a\"]\ncommands = [[\"/bin/x\"]]\n";
 
 TEST(PolicyParse, DuplicateRuleNames) {
-  const std::string text = std::string(kRule) + "action = \"allow\"\n" + std::string(kRule) + "action = \"deny\"\n";
+  const std::string text =
+      std::string(kRule) + "action = \"allow\"\n" + std::string(kRule) + "action = \"deny\"\n";
   EXPECT_DIAG(text, 7, 8, "duplicate rule name 'r' (first defined at line 1)");
 }
 
@@ -200,10 +203,12 @@ TEST(PolicyParse, ActionSpecificKeys) {
               "'reviewers' applies only to action = \"review\"");
   EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\napprovals = 1\n", 6, 13, "'approvals' applies only");
   EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nttl = \"5m\"\n", 6, 7, "no effect on a deny rule");
-  EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nreason_required = false\n", 6, 19, "no effect on a deny");
+  EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nreason_required = false\n", 6, 19,
+              "no effect on a deny");
   EXPECT_DIAG(std::string(kRule) + "action = \"review\"\nreviewers = [\"*\"]\n", 6, 14, "cannot be '*'");
   EXPECT_DIAG(std::string(kRule) + "action = \"review\"\nreviewers = []\n", 6, 13, "must not be empty");
-  EXPECT_DIAG(std::string(kRule) + "action = \"review\"\nreviewers = [\"@ghost\"]\n", 6, 14, "undefined group");
+  EXPECT_DIAG(std::string(kRule) + "action = \"review\"\nreviewers = [\"@ghost\"]\n", 6, 14,
+              "undefined group");
 }
 
 TEST(PolicyParse, Approvals) {
@@ -237,28 +242,31 @@ TEST(PolicyParse, CommandPatterns) {
   EXPECT_DIAG(head + "commands = [[\"systemctl\", \"status\"]]\n", 5, 14, "must start with an absolute path");
   EXPECT_DIAG(head + "commands = [[\"\"]]\n", 5, 14, "must start with an absolute path");
   EXPECT_DIAG(head + "commands = [[\"**\"]]\n", 5, 14, "must start with an absolute path");
-  EXPECT_DIAG(head + "commands = [[\"/bin/ls\", \"**\", \"-l\"]]\n", 5, 25, "'**' is allowed only as the last");
+  EXPECT_DIAG(head + "commands = [[\"/bin/ls\", \"**\", \"-l\"]]\n", 5, 25,
+              "'**' is allowed only as the last");
   EXPECT_DIAG(head + "commands = [[\"/bin/ls\", \"x\\u0000y\"]]\n", 5, 25, "control characters");
-  EXPECT_DIAG(head + "commands = [[\"/bin/ls\", \"" + std::string(2000, '*') + "\"]]\n", 5, 25, "longer than");
+  EXPECT_DIAG(head + "commands = [[\"/bin/ls\", \"" + std::string(2000, '*') + "\"]]\n", 5, 25,
+              "longer than");
   EXPECT_DIAG(head + "commands = [[\"/bin/ls\"]]\nhosts = [\"\"]\n", 6, 10, "host patterns must be");
   std::vector<Diagnostic> d;
-  EXPECT_TRUE(Policy::parse(head + "commands = [[\"/usr/*/python3*\", \"**\"]]\n", "p.toml", &d).valid()) << dump(d);
+  EXPECT_TRUE(Policy::parse(head + "commands = [[\"/usr/*/python3*\", \"**\"]]\n", "p.toml", &d).valid())
+      << dump(d);
 }
 
 TEST(PolicyParse, CollectsManyErrorsInFileOrder) {
   const auto d = errors_of(
-      "bogus = 1\n"                                 // 1
-      "[[rule]]\n"                                  // 2
-      "name = \"a\"\n"                              // 3
-      "users = [\"@ghost\"]\n"                      // 4
-      "commands = [[\"rel\"]]\n"                    // 5
-      "action = \"allow\"\n"                        // 6
-      "ttl = \"forever\"\n"                         // 7
-      "[[rule]]\n"                                  // 8
-      "name = \"a\"\n"                              // 9
-      "users = [\"*\"]\n"                           // 10
-      "commands = [[\"/bin/x\"]]\n"                 // 11
-      "action = \"maybe\"\n");                      // 12
+      "bogus = 1\n"                  // 1
+      "[[rule]]\n"                   // 2
+      "name = \"a\"\n"               // 3
+      "users = [\"@ghost\"]\n"       // 4
+      "commands = [[\"rel\"]]\n"     // 5
+      "action = \"allow\"\n"         // 6
+      "ttl = \"forever\"\n"          // 7
+      "[[rule]]\n"                   // 8
+      "name = \"a\"\n"               // 9
+      "users = [\"*\"]\n"            // 10
+      "commands = [[\"/bin/x\"]]\n"  // 11
+      "action = \"maybe\"\n");       // 12
   EXPECT_EQ(d.size(), 6u) << dump(d);
   for (size_t i = 1; i < d.size(); ++i) EXPECT_LE(d[i - 1].pos.line, d[i].pos.line) << dump(d);
   EXPECT_TRUE(has(d, 1, 1, "unknown top-level key")) << dump(d);
@@ -322,7 +330,8 @@ TEST(PolicyHostile, ManyErrorsAreCapped) {
 TEST(PolicyHostile, BinaryAndInvalidUtf8) {
   errors_of(std::string("\0\0\0\x01\xff", 5));
   errors_of("[[rule]]\nname = \"\xc3\x28\"\n");
-  EXPECT_DIAG("[groups]\nsre = [\"bob\\u202e\"]\n", 2, 8, "control characters or invalid UTF-8: 'bob\\u202e'");
+  EXPECT_DIAG("[groups]\nsre = [\"bob\\u202e\"]\n", 2, 8,
+              "control characters or invalid UTF-8: 'bob\\u202e'");
 }
 
 }  // namespace

@@ -155,6 +155,7 @@ TEST_F(WaitersTest, FiveThousandWaitersAreCheapAndAllWake) {
   const size_t used = mallinfo2().uordblks - before;
   // Well under 1 KiB each, so 5,000 of them are a few MB of the 100 MB goal.
   EXPECT_LT(used, static_cast<size_t>(kN) * 1024) << used / kN << " bytes per waiter";
+  printf("BYTES PER WAITER %zu\n", used / kN);
   EXPECT_EQ(w_.size(), static_cast<size_t>(kN));
   for (int i = 0; i < 2500; ++i) w_.wake(i, req(i, State::approved));
   settle();

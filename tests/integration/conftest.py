@@ -26,8 +26,11 @@ USERS = {"alice": 61001, "bob": 61002, "carol": 61003, "dave": 61004, "mallory":
 
 
 def _in_private_namespace():
+    """True when our mount namespace differs from our parent's (ctest runs
+    `unshare --mount ... python3 -m pytest`, so the parent is ctest). Never
+    bind-mount over /etc when this cannot be established."""
     try:
-        return os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt")
+        return os.readlink("/proc/self/ns/mnt") != os.readlink(f"/proc/{os.getppid()}/ns/mnt")
     except OSError:
         return False
 
