@@ -6,18 +6,61 @@ _hoopctl() {
     local cur prev words cword
     _init_completion || return
 
-    local verbs="list show approve deny cancel whoami"
+    local verbs="run list show approve deny cancel whoami"
     local common="--server --ca --help"
 
     local verb="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            list | show | approve | deny | cancel | whoami)
+            run | list | show | approve | deny | cancel | whoami)
                 verb=${words[i]}
                 break
                 ;;
         esac
     done
+
+    # run: options until CMD or --, then complete CMD (a command name) and
+    # its arguments as files; -u takes a user name.
+    if [[ $verb == run ]]; then
+        local j cmd_at=0
+        for ((j = i + 1; j < cword; j++)); do
+            case ${words[j]} in
+                --)
+                    cmd_at=$((j + 1))
+                    break
+                    ;;
+                -u | --user | -r | --reason | --timeout) ((j++)) ;;
+                -*) ;;
+                *)
+                    cmd_at=$j
+                    break
+                    ;;
+            esac
+        done
+        if ((cmd_at > 0)); then
+            if ((cword == cmd_at)); then
+                COMPREPLY=($(compgen -c -- "$cur"))
+            else
+                _filedir
+            fi
+            return
+        fi
+        case $prev in
+            -u | --user)
+                COMPREPLY=($(compgen -u -- "$cur"))
+                return
+                ;;
+            -r | --reason | --timeout)
+                return
+                ;;
+        esac
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "--user --reason --timeout --no-wait --help --" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -c -- "$cur"))
+        fi
+        return
+    fi
 
     case $prev in
         --server)

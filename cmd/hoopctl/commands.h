@@ -20,6 +20,18 @@ inline constexpr int kExitUnreachable = 3;  // no usable answer from hoopd
 inline constexpr int kExitDenied = 4;       // permission denied (separation of duties)
 inline constexpr int kExitNotFound = 5;     // no such request (or not visible to you)
 
+// Exit statuses of `hoopctl run`, which otherwise passes on the command's own
+// status (128+N when it was killed by signal N). Kept high, as sudo and env
+// do, so they rarely collide with a command's.
+inline constexpr int kExitRunCancelled = 119;    // Ctrl-C/SIGTERM/SIGHUP while waiting, or cancelled
+inline constexpr int kExitRunRefused = 120;      // hoop error or refused locally (unsafe file, ...)
+inline constexpr int kExitRunUsage = 121;        // bad command line, unknown -u user
+inline constexpr int kExitRunDenied = 122;       // denied by a reviewer or the policy
+inline constexpr int kExitRunExpired = 123;      // request or grant expired
+inline constexpr int kExitRunTimeout = 124;      // --timeout ran out (the request is cancelled)
+inline constexpr int kExitRunUnreachable = 125;  // hoopd unreachable (offline = deny)
+inline constexpr int kExitRunNotFound = 127;     // command not found or could not be executed
+
 /// Whether a verb needs root. Values are far apart so that one flipped bit
 /// cannot turn drop_first into keep_root.
 enum class Privilege : uint32_t {
@@ -47,6 +59,10 @@ Runner setup_approve(CLI::App& sub);
 Runner setup_deny(CLI::App& sub);
 Runner setup_cancel(CLI::App& sub);
 Runner setup_whoami(CLI::App& sub);
+
+// The privileged verb (cmd_run.cc): keep_root. Its runner prints its own
+// messages and always returns one of the statuses above.
+Runner setup_run(CLI::App& sub);
 
 /// The exit status for an error (see the constants above).
 int exit_code_for(const Error& e);

@@ -1,6 +1,6 @@
 // hoopctl: the command engineers and reviewers type. Installed setuid root.
 // MUST: drop privilege for good before parsing the command line, unless
-//       argv[1] names a verb whose table entry says keep_root (none yet).
+//       argv[1] names a verb whose table entry says keep_root (only run).
 // MUST: print errors as one escaped line and exit with a documented status.
 // MUST NOT: let an exception escape main.
 
@@ -19,6 +19,8 @@ namespace {
 using namespace hoop::ctl;
 
 constexpr Command kCommands[] = {
+    {"run", "Run a command as root or another user once the policy and reviewers allow it",
+     Privilege::keep_root, &setup_run},
     {"list", "List requests; by default the pending ones you can approve or deny", Privilege::drop_first,
      &setup_list},
     {"show", "Show one request in full: command, reason, decisions, who can still approve",

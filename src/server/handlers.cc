@@ -204,21 +204,26 @@ bool method_allowed(Route r, http::verb m) {
   return m == http::verb::get;
 }
 
+/// GET /v1/requests/{id}, with `?wait=` a long-poll (returns its handle).
 Service::WaitHandle get_request(HandlerContext& ctx, const Principal& who, int64_t id,
                                 std::string_view query, const Send& send) {
+  auto fail = [&](const Error& e) {
+    reply_error(ctx.service, send, e);
+    return Service::WaitHandle();
+  };
   auto params = parse_query(query, {"wait", "state"});
-  if (!params) return reply_error(ctx.service, send, params.error()), nullptr;
+  if (!params) return fail(params.error());
   auto wait_it = params->find("wait");
   if (wait_it == params->end()) {
     reply_durable(ctx.service, send, result_response(ctx.service.get_request(who, id)));
     return nullptr;
   }
   auto wait = parse_duration(wait_it->second);
-  if (!wait) return reply_error(ctx.service, send, wait.error()), nullptr;
+  if (!wait) return fail(wait.error());
   api::State seen = api::State::pending;
   if (auto st = params->find("state"); st != params->end()) {
     auto s = api::parse_state(st->second);
-    if (!s) return reply_error(ctx.service, send, bad("unknown state '" + escape_for_terminal(st->second) + "'")), nullptr;
+    if (!s) return fail(bad("unknown state '" + escape_for_terminal(st->second) + "'"));
     seen = *s;
   }
   const auto timeout = std::min(*wait, ctx.cfg.max_wait);

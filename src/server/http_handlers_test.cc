@@ -347,9 +347,8 @@ TEST_F(HandlersTest, ControlCharactersAreRefused) {
   const std::string before = snapshot();
   auto in_target = make(http::verb::get, "/v1/requests/1\x1b[2J", bob_);
   expect_error(send(std::move(in_target)), 400, "invalid_argument");
-  auto in_header = make(http::verb::get, "/v1/requests/1", bob_);
-  in_header.set("X-Note", "a\x07b");
-  expect_error(send(std::move(in_header)), 400, "invalid_argument");
+  // Header values: Beast's parser refuses control characters on the wire
+  // (http_server_test), and its setters drop them, so none can be built here.
   auto non_ascii = make(http::verb::get, "/v1/requests/1?user=\xc3\xa9", bob_);
   expect_error(send(std::move(non_ascii)), 400, "invalid_argument");
   expect_error(get("/v1/requests?user=al%1bice", bob_), 400, "invalid_argument");

@@ -192,7 +192,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void on_read(error_code ec) {
     if (phase_ == Phase::closed) return;
     if (ec) return on_read_error(ec);
-    disarm();  // no timeout while the server works or a long-poll waits
+    // No read timeout while the server works or a long-poll waits; only a
+    // backstop in case an answer never comes (a bug must not leak the
+    // connection): the longest wait plus one more read_timeout.
+    arm(sh_->ctx.cfg.max_wait + sh_->read_timeout);
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();

@@ -5,11 +5,10 @@
 #include "server/service.h"
 
 #include <algorithm>
-#include <set>
-#include <utility>
-
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
 #include "common/crypto.h"
 #include "common/escape.h"
@@ -20,9 +19,10 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kExpirePerCall = 500;    // expire_due() bound per timer tick
-constexpr int kListMaxPages = 20;      // list_requests() over-fetch bound
+constexpr int kExpirePerCall = 500;  // expire_due() bound per timer tick
+constexpr int kListMaxPages = 20;    // list_requests() over-fetch bound
 constexpr int kListMaxLimit = 1000;
+constexpr int kGrantScan = 200;  // newest approved requests checked for grant reuse
 constexpr std::string_view kBearer = "Bearer ";
 constexpr std::string_view kTokenPrefix = "hoop_";
 constexpr size_t kTokenIdLen = 16;
@@ -30,16 +30,24 @@ constexpr size_t kTokenSecretLen = 64;
 constexpr const char* kBadCredential = "invalid or revoked credential";
 // Compared against when a token id is unknown, so an unknown id and a wrong
 // secret cost the same work.
-constexpr std::string_view kDummyHash =
-    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+constexpr std::string_view kDummyHash = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
 
-Error denied(std::string m) { return make_error(Errc::permission_denied, std::move(m)); }
-Error conflict(std::string m) { return make_error(Errc::conflict, std::move(m)); }
-Error invalid(std::string m) { return make_error(Errc::invalid_argument, std::move(m)); }
-Error no_request(int64_t id) { return make_error(Errc::not_found, "no request " + std::to_string(id)); }
+Error denied(std::string m) {
+  return make_error(Errc::permission_denied, std::move(m));
+}
+Error conflict(std::string m) {
+  return make_error(Errc::conflict, std::move(m));
+}
+Error invalid(std::string m) {
+  return make_error(Errc::invalid_argument, std::move(m));
+}
+Error no_request(int64_t id) {
+  return make_error(Errc::not_found, "no request " + std::to_string(id));
+}
 
 bool is_lower_hex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
@@ -48,7 +56,9 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 
 // Audit details are compact JSON. Invalid UTF-8 cannot come through the
 // JSON parser, but a replacement character beats an exception if it did.
-std::string compact(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string compact(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 int distinct_approvals(const api::Request& r) {
   std::set<std::string> who;
@@ -59,7 +69,8 @@ int distinct_approvals(const api::Request& r) {
 
 Status check_comment(const std::string& c) {
   if (c.size() > api::kMaxTextBytes)
-    return make_error(Errc::too_large, "comment is longer than " + std::to_string(api::kMaxTextBytes) + " bytes");
+    return make_error(Errc::too_large,
+                      "comment is longer than " + std::to_string(api::kMaxTextBytes) + " bytes");
   if (!is_clean_text(c)) return invalid("comment contains control characters");
   return {};
 }
@@ -78,14 +89,14 @@ int64_t system_now_ms() {
 struct Service::Impl {
   Impl(Service& svc, boost::asio::any_io_executor executor, store::Store& st,
        std::shared_ptr<const policy::Policy> pol, const config::ServerConfig& cfg, Clock clk)
-      : ex(executor),
+      : ex(std::move(executor)),
         store(st),
         policy(std::move(pol)),
         request_ttl_ms(cfg.request_ttl.count()),
         max_wait(cfg.max_wait),
         clock(std::move(clk)),
         counters(svc.counters_),
-        waiters(executor, [this](int64_t id, const Waiters::Ticket& t) { answer_after_commit(id, t); }) {}
+        waiters(ex, [this](int64_t id, const Waiters::Ticket& t) { answer_after_commit(id, t); }) {}
 
   ~Impl() {
     // Shutting down with a batch open: keep what was accepted. Callers are
@@ -97,10 +108,10 @@ struct Service::Impl {
 
   /// What the open batch owes once its commit is decided.
   struct Batch {
-    std::vector<int64_t> changed;                      // ids to wake after commit
-    std::vector<std::function<void()>> reads;          // waiter answers read after commit
-    std::vector<std::function<void(Status)>> dones;    // on_durable callbacks
-    Counters at_begin;                                 // restored if the batch fails
+    std::vector<int64_t> changed;                    // ids to wake after commit
+    std::vector<std::function<void()>> reads;        // waiter answers read after commit
+    std::vector<std::function<void(Status)>> dones;  // on_durable callbacks
+    Counters at_begin;                               // restored if the batch fails
   };
 
   /// Opens the batch if none is open and schedules its single commit.
@@ -111,9 +122,11 @@ struct Service::Impl {
       // full): fail it now so no later commit claims it became durable.
       Batch lost = take_batch();
       undo_counters(lost);
-      boost::asio::post(ex, [this, alive = std::weak_ptr<char>(alive_token), lost = std::move(lost)]() mutable {
-        if (alive.lock()) run_callbacks(lost, make_error(Errc::unavailable, "storage lost the transaction"));
-      });
+      boost::asio::post(
+          ex, [this, alive = std::weak_ptr<char>(alive_token), lost = std::move(lost)]() mutable {
+            if (alive.lock())
+              run_callbacks(lost, make_error(Errc::unavailable, "storage lost the transaction"));
+          });
     }
     if (auto st = store.begin(); !st) return make_error(Errc::unavailable, st.error().message);
     batch.emplace();
@@ -188,7 +201,8 @@ struct Service::Impl {
     return r;
   }
 
-  Status audit(int64_t now, const std::string& actor, std::string_view action, int64_t id, const json& detail) {
+  Status audit(int64_t now, const std::string& actor, std::string_view action, int64_t id,
+               const json& detail) {
     auto row = store.append_audit(now, actor, action, id, compact(detail));
     if (!row) return row.error();
     return {};
@@ -246,7 +260,8 @@ struct Service::Impl {
   /// and the stored state agree.
   Status still_pending(const api::Request& r) {
     const std::string id = std::to_string(r.id);
-    if (r.state != api::State::pending) return conflict("request " + id + " is already " + api::state_name(r.state));
+    if (r.state != api::State::pending)
+      return conflict("request " + id + " is already " + api::state_name(r.state));
     const int64_t now = clock();
     if (now < r.expires_at_ms) return {};
     auto done = write<api::Request>([&] { return expire(r, now); });
@@ -282,9 +297,9 @@ struct Service::Impl {
   Counters& counters;
   // Posted tasks check this so they never touch a destroyed service.
   std::shared_ptr<char> alive_token = std::make_shared<char>(0);
-  std::vector<int64_t> touched;      // ids changed by the call in progress
-  std::optional<Batch> batch;        // the open batch, if any
-  Waiters waiters;  // last: its timeout hook uses the members above
+  std::vector<int64_t> touched;  // ids changed by the call in progress
+  std::optional<Batch> batch;    // the open batch, if any
+  Waiters waiters;               // last: its timeout hook uses the members above
 };
 
 Service::Service(boost::asio::any_io_executor ex, store::Store& store,
@@ -321,6 +336,20 @@ Result<Principal> Service::authenticate(std::string_view header) {
   return Principal{t.kind, t.name, t.id};
 }
 
+Result<std::optional<api::Request>> Service::find_live_grant(const api::Request& want, int64_t now) {
+  // Bounded scan of this user's newest approved requests on this host.
+  store::RequestFilter f{api::State::approved, want.user, want.host, 0, kGrantScan};
+  auto list = impl_->store.list_requests(f);
+  if (!list) return list.error();
+  for (auto& r : *list) {
+    if (r.action == policy::action_name(policy::Action::review) && r.run_as == want.run_as &&
+        r.argv == want.argv && r.path == want.path && r.digest == want.digest &&
+        now < r.grant_expires_at_ms)
+      return std::optional<api::Request>(std::move(r));
+  }
+  return std::optional<api::Request>();
+}
+
 Result<api::Request> Service::create_request(const Principal& who, const api::NewRequest& nr) {
   if (who.kind != store::TokenKind::host) return denied("only a host credential can file requests");
   // The HTTP layer validated already; these cheap checks keep the service
@@ -328,7 +357,8 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
   if (!api::is_valid_host(who.name)) return invalid("host credential has an invalid host name");
   if (!api::is_valid_name(nr.user)) return invalid("field 'user' must be a valid user name");
   if (!api::is_valid_name(nr.run_as)) return invalid("field 'run_as' must be a valid user name");
-  if (nr.argv.empty() || nr.argv[0].empty()) return invalid("field 'argv' must be a non-empty array of strings");
+  if (nr.argv.empty() || nr.argv[0].empty())
+    return invalid("field 'argv' must be a non-empty array of strings");
   if (nr.path.empty() || nr.path[0] != '/') return invalid("field 'path' must be an absolute path");
 
   const auto pol = impl_->policy;  // a reload mid-call must not change the rule under us
@@ -362,6 +392,13 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
     r.grant_ttl_ms = rule->ttl.count();
     r.grant_expires_at_ms = now + r.grant_ttl_ms;
   } else if (d.action == policy::Action::review && rule != nullptr) {
+    // A live grant for exactly this command (host, user, run-as, argv, path
+    // and digest) is answered instead of a new request: a second run inside
+    // the TTL needs no second approval. Only while the current policy still
+    // says review, so a rule turned to deny takes effect at once.
+    auto reuse = find_live_grant(r, now);
+    if (!reuse) return reuse.error();
+    if (*reuse) return std::move(**reuse);
     if (rule->reason_required && nr.reason.empty())
       return invalid("rule '" + rule->name + "' requires a reason: pass -r REASON");
     r.action = policy::action_name(policy::Action::review);
@@ -383,9 +420,9 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
     auto id = impl_->store.insert_request(r);
     if (!id) return id.error();
     r.id = *id;
-    json detail{{"host", r.host},     {"user", r.user}, {"run_as", r.run_as}, {"argv", r.argv},
-                {"path", r.path},     {"digest", r.digest}, {"rule", r.rule}, {"action", r.action},
-                {"state", api::state_name(r.state)}};
+    json detail{{"host", r.host}, {"user", r.user},     {"run_as", r.run_as},
+                {"argv", r.argv}, {"path", r.path},     {"digest", r.digest},
+                {"rule", r.rule}, {"action", r.action}, {"state", api::state_name(r.state)}};
     if (auto st = impl_->audit(now, who.actor(), "request.create", r.id, detail); !st) return st.error();
     ++counters_.requests_created;
     impl_->touched.push_back(r.id);
@@ -444,7 +481,8 @@ Result<api::Request> Service::approve(const Principal& who, int64_t id, const st
       r->grant_expires_at_ms = now + r->grant_ttl_ms;
       if (auto st = impl_->store.update_request(*r); !st) return st.error();
     }
-    if (auto st = impl_->audit(now, who.actor(), "request.approve", id, json{{"final", final}, {"comment", comment}});
+    if (auto st = impl_->audit(now, who.actor(), "request.approve", id,
+                               json{{"final", final}, {"comment", comment}});
         !st)
       return st.error();
     ++counters_.approvals;
@@ -505,13 +543,15 @@ Result<api::Request> Service::record_use(const Principal& who, int64_t id) {
   auto r = impl_->load_visible(who, id);  // another host's request is not_found
   if (!r) return r;
   if (r->state != api::State::approved)
-    return conflict("request " + std::to_string(id) + " is not approved (it is " + api::state_name(r->state) + ")");
+    return conflict("request " + std::to_string(id) + " is not approved (it is " + api::state_name(r->state) +
+                    ")");
   const int64_t now = impl_->clock();
   if (now >= r->grant_expires_at_ms) return conflict("grant for request " + std::to_string(id) + " expired");
   return impl_->write<api::Request>([&]() -> Result<api::Request> {
     ++r->uses;
     if (auto st = impl_->store.update_request(*r); !st) return st.error();
-    if (auto st = impl_->audit(now, who.actor(), "grant.use", id, json{{"uses", r->uses}}); !st) return st.error();
+    if (auto st = impl_->audit(now, who.actor(), "grant.use", id, json{{"uses", r->uses}}); !st)
+      return st.error();
     ++counters_.grant_uses;
     impl_->touched.push_back(id);
     return *r;
@@ -568,6 +608,8 @@ void Service::set_policy(std::shared_ptr<const policy::Policy> policy) {
   if (policy && policy->valid()) impl_->policy = std::move(policy);
 }
 
-size_t Service::waiting() const { return impl_->waiters.size(); }
+size_t Service::waiting() const {
+  return impl_->waiters.size();
+}
 
 }  // namespace hoop::server

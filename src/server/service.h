@@ -84,7 +84,9 @@ class Service {
 
   /// Host credential only; the host name comes from `who`, never the body.
   /// Evaluates the policy: allow -> approved at once (decided_by "policy"),
-  /// deny -> denied at once, review -> pending (reason checked when required).
+  /// deny -> denied at once, review -> pending (reason checked when required),
+  /// or, for review, the existing approved request when a live grant pins
+  /// exactly this host, user, run-as, argv, path and digest (grant reuse).
   Result<api::Request> create_request(const Principal& who, const api::NewRequest& req);
 
   /// Visibility: a host sees its own requests; a user sees requests they
@@ -135,6 +137,8 @@ class Service {
   size_t waiting() const;  // open long-polls, for /metrics
 
  private:
+  Result<std::optional<api::Request>> find_live_grant(const api::Request& want, int64_t now);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Counters counters_;

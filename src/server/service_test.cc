@@ -124,7 +124,9 @@ class FlakyStore final : public store::Store {
   Result<std::vector<api::Request>> list_requests(const store::RequestFilter& f) override {
     return s_.list_requests(f);
   }
-  Result<std::vector<int64_t>> pending_due(int64_t now, int limit) override { return s_.pending_due(now, limit); }
+  Result<std::vector<int64_t>> pending_due(int64_t now, int limit) override {
+    return s_.pending_due(now, limit);
+  }
   Result<int64_t> count_requests(std::optional<State> st) override { return s_.count_requests(st); }
   Result<audit::Row> append_audit(int64_t at, std::string_view actor, std::string_view action, int64_t id,
                                   std::string_view detail) override {
@@ -227,12 +229,20 @@ TEST_F(ServiceTest, AuthenticatesOnlyExactActiveTokens) {
   EXPECT_EQ(p->token_id, id);
   EXPECT_EQ(p->actor(), "user:bob");
 
-  const std::vector<std::string> bad = {
-      "", "Bearer", "Bearer ", "Bearer nope", "Basic YWxpY2U6eA==", "bearer hoop_" + id + "_" + secret,
-      good + " ", good.substr(0, good.size() - 1), good.substr(0, good.size() - 1) + "d",  // wrong secret
-      "Bearer hoop_" + std::string(16, '0') + "_" + secret,                             // unknown id
-      "Bearer hoop_0123456789ABCDEF_" + secret, "Bearer hoop_" + id + "_" + std::string(64, 'C'),
-      "Bearer hoop_" + id + "-" + secret, "Bearer  hoop_" + id + "_" + secret};
+  const std::vector<std::string> bad = {"",
+                                        "Bearer",
+                                        "Bearer ",
+                                        "Bearer nope",
+                                        "Basic YWxpY2U6eA==",
+                                        "bearer hoop_" + id + "_" + secret,
+                                        good + " ",
+                                        good.substr(0, good.size() - 1),
+                                        good.substr(0, good.size() - 1) + "d",                 // wrong secret
+                                        "Bearer hoop_" + std::string(16, '0') + "_" + secret,  // unknown id
+                                        "Bearer hoop_0123456789ABCDEF_" + secret,
+                                        "Bearer hoop_" + id + "_" + std::string(64, 'C'),
+                                        "Bearer hoop_" + id + "-" + secret,
+                                        "Bearer  hoop_" + id + "_" + secret};
   for (const auto& h : bad) {
     auto r = svc_->authenticate(h);
     ASSERT_FALSE(r) << h;
@@ -345,7 +355,8 @@ TEST_F(ServiceTest, ReviewChecksRunInOrderAndChangeNothing) {
   expect_refused(svc_->deny(host(), id, "no"), Errc::permission_denied, "host credentials", id);
   // Not a reviewer and not the requester: the request is invisible, and
   // looks exactly like an unknown id.
-  expect_refused(svc_->approve(user("dave"), id, ""), Errc::not_found, "no request " + std::to_string(id), id);
+  expect_refused(svc_->approve(user("dave"), id, ""), Errc::not_found, "no request " + std::to_string(id),
+                 id);
   auto unknown = svc_->approve(user("bob"), 9999, "");
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code, Errc::not_found);
@@ -480,8 +491,8 @@ TEST_F(ServiceTest, GrantsAreUsedOnlyByTheirHostUntilTheyExpire) {
   EXPECT_EQ(used->uses, 1);
   settle();
   now_ += 15 * kMinute;
-  expect_refused(svc_->record_use(host(), id), Errc::conflict, "grant for request " + std::to_string(id) + " expired",
-                 id);
+  expect_refused(svc_->record_use(host(), id), Errc::conflict,
+                 "grant for request " + std::to_string(id) + " expired", id);
   EXPECT_EQ(stored(id).uses, 1);
   EXPECT_EQ(svc_->counters().grant_uses, 1u);
 }
@@ -562,9 +573,11 @@ TEST_F(ServiceTest, AuditIsForPeopleAndItsChainVerifies) {
   const int64_t b = file(reboot());
   ASSERT_TRUE(svc_->approve(user("bob"), b, ""));
   ASSERT_TRUE(svc_->deny(user("carol"), b, "no"));
-  const int64_t c = file(restart());
+  auto other = restart();
+  other.argv[2] = "postgres";  // not the approved command: no grant reuse
+  const int64_t c = file(other);
   ASSERT_TRUE(svc_->cancel(user("alice"), c, ""));
-  file(restart());
+  file(other);
   now_ += 31 * kMinute;
   svc_->expire_due();
   settle();
@@ -581,9 +594,10 @@ TEST_F(ServiceTest, AuditIsForPeopleAndItsChainVerifies) {
     actions.push_back(r.action);
   }
   EXPECT_TRUE(v.ok());
-  EXPECT_EQ(actions, (std::vector<std::string>{"request.create", "request.approve", "grant.use", "request.create",
-                                               "request.approve", "request.deny", "request.create",
-                                               "request.cancel", "request.create", "request.expire"}));
+  EXPECT_EQ(actions,
+            (std::vector<std::string>{"request.create", "request.approve", "grant.use", "request.create",
+                                      "request.approve", "request.deny", "request.create", "request.cancel",
+                                      "request.create", "request.expire"}));
   auto one = svc_->read_audit(user("bob"), 0, 0);  // clamped to 1
   ASSERT_TRUE(one);
   EXPECT_EQ(one->size(), 1u);
@@ -603,7 +617,8 @@ reviewers = ["mallory"]
   ASSERT_TRUE(svc_->approve(user("bob"), id, ""));
   EXPECT_EQ(stored(id).state, State::pending);  // still needs 2
   std::vector<policy::Diagnostic> diags;
-  svc_->set_policy(std::make_shared<const policy::Policy>(policy::Policy::parse("[[rule]\n", "bad.toml", &diags)));
+  svc_->set_policy(
+      std::make_shared<const policy::Policy>(policy::Policy::parse("[[rule]\n", "bad.toml", &diags)));
   auto fresh = svc_->create_request(host(), reboot());  // the broken reload was ignored
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->rule, "reboot-solo");
@@ -648,10 +663,11 @@ TEST_F(ServiceTest, WaitersWakeAfterTheCommitAndNotBefore) {
   const int64_t id = file(restart());
   std::vector<Result<api::Request>> got;
   bool durable_when_woken = false;
-  auto h = svc_->wait_for_change(host(), id, State::pending, milliseconds(60'000), [&](Result<api::Request> r) {
-    durable_when_woken = !store_->in_transaction() && svc_->counters().commits == 2;
-    got.push_back(std::move(r));
-  });
+  auto h =
+      svc_->wait_for_change(host(), id, State::pending, milliseconds(60'000), [&](Result<api::Request> r) {
+        durable_when_woken = !store_->in_transaction() && svc_->counters().commits == 2;
+        got.push_back(std::move(r));
+      });
   auto h2 = svc_->wait_for_change(user("bob"), id, State::pending, milliseconds(60'000),
                                   [&](Result<api::Request> r) { got.push_back(std::move(r)); });
   EXPECT_EQ(svc_->waiting(), 2u);
@@ -724,16 +740,19 @@ TEST_F(ServiceTest, WaitAnswersAtOnceWhenTheStateDiffersOrTheIdIsHidden) {
   ASSERT_TRUE(svc_->approve(user("bob"), id, ""));
   bool committed = false;
   svc_->on_durable([&](Status) { committed = true; });
-  auto fresh = svc_->wait_for_change(host(), id, State::pending, milliseconds(60'000), [&](Result<api::Request> r) {
-    EXPECT_TRUE(committed);
-    got.push_back(std::move(r));
-  });
+  auto fresh =
+      svc_->wait_for_change(host(), id, State::pending, milliseconds(60'000), [&](Result<api::Request> r) {
+        EXPECT_TRUE(committed);
+        got.push_back(std::move(r));
+      });
   settle();
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[2]->state, State::approved);
 
   // ...so an approval that never became durable is never reported.
-  const int64_t id2 = file(restart());
+  auto other = restart();
+  other.argv[2] = "postgres";  // not the approved command: no grant reuse
+  const int64_t id2 = file(other);
   flaky_->fail_commit = true;
   ASSERT_TRUE(svc_->approve(user("bob"), id2, ""));
   auto lost = svc_->wait_for_change(host(), id2, State::pending, milliseconds(60'000), cb);
@@ -753,13 +772,59 @@ TEST_F(ServiceTest, TimeoutReturnsTheUnchangedRequestWithinMaxWait) {
   auto h = svc_->wait_for_change(host(), id, State::pending, std::chrono::hours(1),
                                  [&](Result<api::Request> r) { got.push_back(std::move(r)); });
   io_.restart();
-  while (got.empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) io_.run_one_for(milliseconds(100));
+  while (got.empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5))
+    io_.run_one_for(milliseconds(100));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));  // capped at max_wait
   ASSERT_TRUE(got[0]);
   EXPECT_EQ(got[0]->state, State::pending);
   EXPECT_EQ(got[0]->id, id);
   EXPECT_EQ(svc_->waiting(), 0u);
+}
+
+}  // namespace
+}  // namespace hoop::server
+
+namespace hoop::server {
+namespace {
+
+TEST_F(ServiceTest, LiveGrantIsReusedOnlyForTheExactCommand) {
+  const int64_t id = file(restart());
+  ASSERT_TRUE(svc_->approve(user("bob"), id, "ok"));
+  settle();
+
+  // Same command inside the TTL: the approved request comes back, no new row.
+  auto again = svc_->create_request(host(), restart());
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->id, id);
+  EXPECT_EQ(again->state, State::approved);
+  settle();
+
+  // Any difference in argv, digest, run-as or host files a new request.
+  auto other_arg = restart();
+  other_arg.argv[2] = "postgres";
+  auto other_digest = restart();
+  other_digest.digest = std::string(64, 'b');
+  auto other_target = restart();
+  other_target.run_as = "www-data";
+  for (const auto& nr : {other_arg, other_digest, other_target}) {
+    auto r = svc_->create_request(host(), nr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_NE(r->id, id);
+    settle();
+  }
+  auto other_host = svc_->create_request(host("web2"), restart());
+  ASSERT_TRUE(other_host);
+  EXPECT_NE(other_host->id, id);
+  settle();
+
+  // After the grant expires, a new request is filed and must be reviewed.
+  now_ += 16 * kMinute;
+  auto late = svc_->create_request(host(), restart());
+  ASSERT_TRUE(late);
+  EXPECT_NE(late->id, id);
+  EXPECT_EQ(late->state, State::pending);
+  settle();
 }
 
 }  // namespace

@@ -1,9 +1,8 @@
 #include "server/waiters.h"
 
-#include <utility>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <utility>
 
 namespace hoop::server {
 
@@ -12,8 +11,8 @@ namespace hoop::server {
 /// once and nothing runs for it afterwards.
 class Waiters::Entry : public std::enable_shared_from_this<Entry> {
  public:
-  Entry(boost::asio::any_io_executor ex, int64_t id, api::State seen, Done done)
-      : id_(id), seen_(seen), timer_(std::move(ex)), done_(std::move(done)) {}
+  Entry(const boost::asio::any_io_executor& ex, int64_t id, api::State seen, Done done)
+      : id_(id), seen_(seen), timer_(ex), done_(std::move(done)) {}
   ~Entry() {
     if (linked_) owner_->unlink(*this);
     // The timer's destructor cancels its wait; the handler then finds this
@@ -51,7 +50,11 @@ Waiters::~Waiters() {
       e->linked_ = false;
       e->owner_ = nullptr;
       e->prev_ = e->next_ = nullptr;
-      e->timer_.cancel();  // lets io_context::run() return
+      try {
+        e->timer_.cancel();  // lets io_context::run() return
+      } catch (...) {
+        // Cancelling cannot fail in practice; a destructor must not throw.
+      }
       e = next;
     }
   }
@@ -135,6 +138,8 @@ void Waiters::deliver(const Ticket& t, Result<api::Request> r) {
   });
 }
 
-Waiters::Ticket Waiters::ticket(const Handle& h) { return std::static_pointer_cast<Entry>(h); }
+Waiters::Ticket Waiters::ticket(const Handle& h) {
+  return std::static_pointer_cast<Entry>(h);
+}
 
 }  // namespace hoop::server

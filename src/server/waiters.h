@@ -8,14 +8,13 @@
 // it saw, two links),
 // so that thousands of open long-polls cost a few megabytes.
 
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <unordered_map>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "api/types.h"
 #include "common/error.h"

@@ -38,7 +38,8 @@ class WaitersTest : public ::testing::Test {
 
   boost::asio::io_context io_;
   std::vector<std::pair<int64_t, Waiters::Ticket>> timeouts_;
-  Waiters w_{io_.get_executor(), [this](int64_t id, const Waiters::Ticket& t) { timeouts_.emplace_back(id, t); }};
+  Waiters w_{io_.get_executor(),
+             [this](int64_t id, const Waiters::Ticket& t) { timeouts_.emplace_back(id, t); }};
 };
 
 TEST_F(WaitersTest, WakeAnswersEveryWaiterOfThatIdOnce) {
@@ -122,7 +123,7 @@ TEST_F(WaitersTest, TimeoutGoesThroughTheHookWhichAnswers) {
     io_.run_one_for(milliseconds(50));
   ASSERT_EQ(timeouts_.size(), 1u);
   EXPECT_EQ(timeouts_[0].first, 5);
-  EXPECT_EQ(w_.size(), 0u);  // left the registry before the hook ran
+  EXPECT_EQ(w_.size(), 0u);             // left the registry before the hook ran
   w_.wake(5, req(5, State::approved));  // too late: no longer linked
   settle();
   EXPECT_EQ(n, 0);
@@ -155,7 +156,6 @@ TEST_F(WaitersTest, FiveThousandWaitersAreCheapAndAllWake) {
   const size_t used = mallinfo2().uordblks - before;
   // Well under 1 KiB each, so 5,000 of them are a few MB of the 100 MB goal.
   EXPECT_LT(used, static_cast<size_t>(kN) * 1024) << used / kN << " bytes per waiter";
-  printf("BYTES PER WAITER %zu\n", used / kN);
   EXPECT_EQ(w_.size(), static_cast<size_t>(kN));
   for (int i = 0; i < 2500; ++i) w_.wake(i, req(i, State::approved));
   settle();

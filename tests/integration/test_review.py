@@ -251,7 +251,7 @@ def make_history(server, tokens):
 
 def test_audit_detects_edited_row(server, tokens):
     make_history(server, tokens)
-    r = tamper(server, "UPDATE audit SET detail = replace(detail, 'bob', 'eve') WHERE seq = 12;")
+    r = tamper(server, "UPDATE audit SET detail = replace(detail, 'alice', 'eve') WHERE seq = 12;")
     assert r.returncode != 0
     assert "row 12" in (r.stdout + r.stderr)
 
