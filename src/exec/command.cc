@@ -60,7 +60,9 @@ class Fd {
   int fd_;
 };
 
-std::string show(std::string_view s) { return escape_for_terminal(s); }
+std::string show(std::string_view s) {
+  return escape_for_terminal(s);
+}
 
 std::string mode_text(mode_t m) {
   std::string s(4, '0');
@@ -82,8 +84,8 @@ Error sys_error(const std::string& what, const std::string& path) {
 Status check_dir(const struct stat& st, const std::string& dir, const std::string& path) {
   if (!S_ISDIR(st.st_mode)) return refuse(path, show(dir) + " is not a directory");
   if (st.st_uid != 0)
-    return refuse(path, "its directory " + show(dir) + " is owned by uid " + std::to_string(st.st_uid) +
-                            ", not root");
+    return refuse(
+        path, "its directory " + show(dir) + " is owned by uid " + std::to_string(st.st_uid) + ", not root");
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
     return refuse(path, "its directory " + show(dir) + " is writable by group or others (mode " +
                             mode_text(st.st_mode) + ")");
@@ -138,7 +140,7 @@ Result<std::string> sha256_fd(int fd, const std::string& path) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
     return make_error(Errc::internal, "cannot start SHA-256");
-  constexpr size_t kChunk = 64 * 1024;
+  constexpr size_t kChunk = size_t{64} * 1024;
   std::unique_ptr<unsigned char[]> buf(new unsigned char[kChunk]);
   off_t off = 0;
   for (;;) {
@@ -188,7 +190,8 @@ Result<ResolvedCommand> open_executable(const std::string& candidate) {
     if (errno == ELOOP) return refuse(path, "it became a symbolic link while it was being checked");
     return sys_error("cannot open", path);
   }
-  struct stat st {}, named {};
+  struct stat st {
+  }, named{};
   if (::fstat(fd.get(), &st) != 0) return sys_error("cannot stat", path);
   // The name must still be this very file, or we would pin one file and
   // report (and have approved) another.
@@ -198,8 +201,7 @@ Result<ResolvedCommand> open_executable(const std::string& candidate) {
   if (!S_ISREG(st.st_mode)) return refuse(path, "not a regular file");
   if ((st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) == 0)
     return refuse(path, "not executable (mode " + mode_text(st.st_mode) + ")");
-  if (st.st_uid != 0)
-    return refuse(path, "owned by uid " + std::to_string(st.st_uid) + ", not root");
+  if (st.st_uid != 0) return refuse(path, "owned by uid " + std::to_string(st.st_uid) + ", not root");
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
     return refuse(path, "writable by group or others (mode " + mode_text(st.st_mode) + ")");
 

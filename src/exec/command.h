@@ -9,6 +9,7 @@
 // and execution.
 // MUST NOT: follow the caller's environment for anything here.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <sys/types.h>

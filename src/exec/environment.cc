@@ -27,11 +27,13 @@ constexpr size_t kMaxUserName = 255;
 constexpr size_t kMaxValue = 1024;
 
 bool is_name_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == '-';
 }
 
-bool is_term_char(char c) { return is_name_char(c) || c == '+'; }
+bool is_term_char(char c) {
+  return is_name_char(c) || c == '+';
+}
 
 bool all_of(std::string_view s, bool (*pred)(char)) {
   for (char c : s)
@@ -120,8 +122,7 @@ Result<Target> lookup_target(std::string_view spec) {
       size *= 2;
       continue;
     }
-    if (rc != 0)
-      return make_error(Errc::io, "cannot look up user " + shown + ": " + std::strerror(rc));
+    if (rc != 0) return make_error(Errc::io, "cannot look up user " + shown + ": " + std::strerror(rc));
     if (found == nullptr) return make_error(Errc::not_found, "unknown run-as user " + shown);
     Target t;
     t.uid = pw.pw_uid;
@@ -131,16 +132,15 @@ Result<Target> lookup_target(std::string_view spec) {
     t.home = pw.pw_dir != nullptr && pw.pw_dir[0] == '/' ? pw.pw_dir : "/";
     t.shell = pw.pw_shell != nullptr && pw.pw_shell[0] == '/' ? pw.pw_shell : "/bin/sh";
     if (t.name != name)
-      return make_error(Errc::invalid_argument, "run-as user " + shown + " is spelled " +
-                                                    quote_arg(t.name) + " in the password database");
+      return make_error(Errc::invalid_argument, "run-as user " + shown + " is spelled " + quote_arg(t.name) +
+                                                    " in the password database");
     return t;
   }
 }
 
-std::vector<std::string> build_environment(const std::vector<std::string>& caller_env,
-                                           const Target& target, std::string_view secure_path,
-                                           std::string_view caller_name, uid_t caller_uid,
-                                           int64_t request_id) {
+std::vector<std::string> build_environment(const std::vector<std::string>& caller_env, const Target& target,
+                                           std::string_view secure_path, std::string_view caller_name,
+                                           uid_t caller_uid, int64_t request_id) {
   std::vector<std::string> env;
   std::set<std::string, std::less<>> seen;
   for (const std::string& entry : caller_env) {

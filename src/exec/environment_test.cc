@@ -49,25 +49,40 @@ TEST(Environment, FixedVariablesComeFromTargetAndRequest) {
 }
 
 TEST(Environment, DangerousVariablesAreDropped) {
-  const std::vector<std::string> caller = {
-      "LD_PRELOAD=/tmp/evil.so", "LD_LIBRARY_PATH=/tmp", "LD_AUDIT=/tmp/a.so", "BASH_ENV=/tmp/rc",
-      "ENV=/tmp/rc", "PYTHONPATH=/tmp", "PYTHONSTARTUP=/tmp/x.py", "PERL5LIB=/tmp", "PERL5OPT=-Mevil",
-      "IFS=/", "GCONV_PATH=/tmp", "SHELLOPTS=xtrace", "PS4=$(id)", "BASH_FUNC_ls%%=() { id; }",
-      "HOSTALIASES=/tmp/h", "TMPDIR=/tmp/x", "NODE_OPTIONS=--require /tmp/x.js", "lc_all=C",
-      "LC_=x", "TERMINFO=/tmp/ti", "TERM"};
+  const std::vector<std::string> caller = {"LD_PRELOAD=/tmp/evil.so",
+                                           "LD_LIBRARY_PATH=/tmp",
+                                           "LD_AUDIT=/tmp/a.so",
+                                           "BASH_ENV=/tmp/rc",
+                                           "ENV=/tmp/rc",
+                                           "PYTHONPATH=/tmp",
+                                           "PYTHONSTARTUP=/tmp/x.py",
+                                           "PERL5LIB=/tmp",
+                                           "PERL5OPT=-Mevil",
+                                           "IFS=/",
+                                           "GCONV_PATH=/tmp",
+                                           "SHELLOPTS=xtrace",
+                                           "PS4=$(id)",
+                                           "BASH_FUNC_ls%%=() { id; }",
+                                           "HOSTALIASES=/tmp/h",
+                                           "TMPDIR=/tmp/x",
+                                           "NODE_OPTIONS=--require /tmp/x.js",
+                                           "lc_all=C",
+                                           "LC_=x",
+                                           "TERMINFO=/tmp/ti",
+                                           "TERM"};
   auto env = build(caller);
-  for (const char* name : {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PYTHONPATH",
-                           "PYTHONSTARTUP", "PERL5LIB", "PERL5OPT", "IFS", "GCONV_PATH", "SHELLOPTS",
-                           "PS4", "BASH_FUNC_ls%%", "HOSTALIASES", "TMPDIR", "NODE_OPTIONS", "lc_all",
-                           "LC_", "TERMINFO", "TERM"})
+  for (const char* name :
+       {"LD_PRELOAD",    "LD_LIBRARY_PATH", "LD_AUDIT",    "BASH_ENV", "ENV",          "PYTHONPATH",
+        "PYTHONSTARTUP", "PERL5LIB",        "PERL5OPT",    "IFS",      "GCONV_PATH",   "SHELLOPTS",
+        "PS4",           "BASH_FUNC_ls%%",  "HOSTALIASES", "TMPDIR",   "NODE_OPTIONS", "lc_all",
+        "LC_",           "TERMINFO",        "TERM"})
     EXPECT_EQ(env.count(name), 0u) << name;
   EXPECT_EQ(env.size(), 8u);
 }
 
 TEST(Environment, AllowListPassesCleanValues) {
-  auto env = build({"TERM=xterm-256color", "COLORTERM=truecolor", "LANG=en_US.UTF-8",
-                    "LANGUAGE=de_DE:en", "LC_ALL=C.UTF-8", "LC_MESSAGES=fr_FR.UTF-8", "TZ=Europe/Berlin",
-                    "NO_COLOR=1"});
+  auto env = build({"TERM=xterm-256color", "COLORTERM=truecolor", "LANG=en_US.UTF-8", "LANGUAGE=de_DE:en",
+                    "LC_ALL=C.UTF-8", "LC_MESSAGES=fr_FR.UTF-8", "TZ=Europe/Berlin", "NO_COLOR=1"});
   EXPECT_EQ(env["TERM"], "xterm-256color");
   EXPECT_EQ(env["COLORTERM"], "truecolor");
   EXPECT_EQ(env["LANG"], "en_US.UTF-8");
@@ -80,12 +95,23 @@ TEST(Environment, AllowListPassesCleanValues) {
 }
 
 TEST(Environment, DirtyValuesAreDropped) {
-  const std::vector<std::string> dirty = {
-      "TERM=xterm\x1b]0;pwned\x07", "TERM=", "TERM=" + std::string(65, 'x'), "TERM=xterm;id",
-      "TERM=../../tmp/ti", "LANG=../../x", "LANG=/tmp/locale", "LC_ALL=C/../../tmp",
-      "LANGUAGE=en:../../x", "LC_CTYPE=en\nX=1", "TZ=/etc/shadow", "TZ=../../../etc/shadow",
-      "TZ=:/tmp/zone", "TZ=Europe/../../x", "COLORTERM=true\x1b[2J", "NO_COLOR=\x9b",
-      "NO_COLOR=" + std::string(5000, 'y')};
+  const std::vector<std::string> dirty = {"TERM=xterm\x1b]0;pwned\x07",
+                                          "TERM=",
+                                          "TERM=" + std::string(65, 'x'),
+                                          "TERM=xterm;id",
+                                          "TERM=../../tmp/ti",
+                                          "LANG=../../x",
+                                          "LANG=/tmp/locale",
+                                          "LC_ALL=C/../../tmp",
+                                          "LANGUAGE=en:../../x",
+                                          "LC_CTYPE=en\nX=1",
+                                          "TZ=/etc/shadow",
+                                          "TZ=../../../etc/shadow",
+                                          "TZ=:/tmp/zone",
+                                          "TZ=Europe/../../x",
+                                          "COLORTERM=true\x1b[2J",
+                                          "NO_COLOR=\x9b",
+                                          "NO_COLOR=" + std::string(5000, 'y')};
   for (const auto& e : dirty) {
     auto env = build({e});
     EXPECT_EQ(env.size(), 8u) << "passed: " << e;

@@ -114,7 +114,7 @@ struct ChildPlan {
   // 6. umask and limits: core dumps stay off (hard limit too), since the
   //    command runs with the target's privilege.
   ::umask(022);
-  const struct rlimit no_core {0, 0};
+  const struct rlimit no_core { 0, 0 };
   if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(p, p.msg_limits, nullptr, errno);
 
   // 7. The working directory, with the target's permissions.
@@ -125,7 +125,9 @@ struct ChildPlan {
   child_fail(p, p.msg_exec, nullptr, errno);
 }
 
-bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
+bool has_nul(const std::string& s) {
+  return s.find('\0') != std::string::npos;
+}
 
 Status validate(const SpawnSpec& spec) {
   auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, "cannot run: " + why); };

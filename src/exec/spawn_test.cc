@@ -205,7 +205,8 @@ TEST_F(SpawnTest, EnvironmentIsExactlyTheBuiltOne) {
 
 TEST_F(SpawnTest, NewSessionDefaultSignalsUmaskAndNoCore) {
   // Give the parent state the child must not inherit.
-  struct sigaction ign {}, old_pipe {};
+  struct sigaction ign {
+  }, old_pipe{};
   ign.sa_handler = SIG_IGN;
   ASSERT_EQ(::sigaction(SIGPIPE, &ign, &old_pipe), 0);
   sigset_t usr1, old_mask;
@@ -323,7 +324,7 @@ TEST_F(SpawnTest, ScriptRunsThroughItsDescriptor) {
 }
 
 TEST_F(SpawnTest, ArgvIsPassedExactly) {
-  const std::string big(100 * 1024, 'x');
+  const std::string big(size_t{100} * 1024, 'x');
   auto printf_cmd = resolve("printf");
   auto o = run(printf_cmd, {"printf", "[%s]", "a\nb", "\x1b[2J", "", "$(id)", big}, root_, env_for(root_));
   ASSERT_TRUE(o.started) << o.error;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <deque>
 #include <optional>
 #include <type_traits>
 #include <unordered_set>
@@ -52,6 +53,12 @@ constexpr size_t kWatchBytes = 512;          // per read of the long-poll watche
 constexpr size_t kDrainLimit = 2 * api::kMaxBodyBytes;
 constexpr milliseconds kLingerMax{5000};
 constexpr milliseconds kTick{1000};
+// A TLS handshake needs tens of KiB of scratch memory (key exchange,
+// transcript, certificate) that malloc keeps after it is freed. 5,000
+// clients connecting at once would leave the heap at its storm-time peak;
+// a few handshakes at a time cost no throughput on one thread and keep
+// that peak small. The others wait, bounded by read_timeout.
+constexpr size_t kMaxHandshakes = 32;
 
 /// A string body that grows with what arrives. Beast's string_body reserves
 /// Content-Length up front, which would let idle clients that merely
@@ -91,6 +98,9 @@ class SessionBase {
  public:
   virtual ~SessionBase() = default;
   virtual void abort() = 0;
+  /// Starts a TLS handshake that waited for a slot; false if the session
+  /// closed meanwhile (its slot goes to the next one).
+  virtual bool begin_handshake() { return false; }
 };
 
 /// What sessions share. Held by shared_ptr from each session, so a session
@@ -101,6 +111,18 @@ struct Shared {
   Metrics* metrics;
   milliseconds read_timeout;
   std::unordered_set<SessionBase*> sessions;
+  // TLS handshakes in flight, and sessions waiting for a slot (see kMaxHandshakes).
+  size_t handshakes = 0;
+  std::deque<std::weak_ptr<SessionBase>> handshake_queue;
+
+  void handshake_done() {
+    --handshakes;
+    while (!handshake_queue.empty()) {
+      auto next = handshake_queue.front().lock();
+      handshake_queue.pop_front();
+      if (next && next->begin_handshake()) return;  // the slot passed on
+    }
+  }
 };
 
 /// One connection: read a request (bounded), hand it to the router, write
@@ -123,15 +145,26 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void start() {
     if constexpr (std::is_same_v<Stream, TlsStream>) {
-      arm(sh_->read_timeout);
-      stream_.async_handshake([self = this->shared_from_this()](error_code ec, size_t) {
-        if (self->phase_ == Phase::closed) return;
-        if (ec) return self->close();
-        self->do_read();
-      });
+      arm(sh_->read_timeout);  // covers the wait for a handshake slot too
+      if (sh_->handshakes < kMaxHandshakes) {
+        ++sh_->handshakes;
+        handshake();
+      } else {
+        sh_->handshake_queue.push_back(this->weak_from_this());
+      }
     } else {
       do_read();
     }
+  }
+
+  bool begin_handshake() override {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      if (phase_ == Phase::closed) return false;
+      ++sh_->handshakes;
+      handshake();
+      return true;
+    }
+    return false;
   }
 
   void abort() override { close(); }
@@ -139,6 +172,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
  private:
   enum class Phase { reading, handling, writing, resuming, draining, closed };
   using Parser = beast::http::request_parser<GrowingBody>;
+
+  void handshake() {
+    stream_.async_handshake([self = this->shared_from_this()](error_code ec, size_t) {
+      self->sh_->handshake_done();  // exactly once per started handshake, also on failure
+      if (self->phase_ == Phase::closed) return;
+      if (ec) return self->close();
+      self->do_read();
+    });
+  }
 
   void do_read() {
     phase_ = Phase::reading;

@@ -29,7 +29,9 @@ Error sys_error(const std::string& what) {
   return make_error(Errc::io, what + ": " + std::strerror(errno));
 }
 
-bool kept(int fd, int keep, int keep2) { return fd == keep || fd == keep2; }
+bool kept(int fd, int keep, int keep2) {
+  return fd == keep || fd == keep2;
+}
 
 // Fallback when close_range is missing: list /proc/self/fd with raw
 // getdents64 (opendir allocates). Closing while listing may hide entries,
@@ -112,7 +114,7 @@ Status harden_process() {
   if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return sys_error("prctl(PR_SET_DUMPABLE)");
   if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
     return make_error(Errc::internal, "the process is still dumpable after PR_SET_DUMPABLE 0");
-  const struct rlimit none {0, 0};
+  const struct rlimit none { 0, 0 };
   if (::setrlimit(RLIMIT_CORE, &none) != 0) return sys_error("setrlimit(RLIMIT_CORE)");
   return {};
 }
@@ -156,8 +158,8 @@ Result<Identity> prepare_identity(uid_t uid, gid_t gid, const char* name) {
     }
     // -1 means the buffer was too small and `got` now holds the count.
     if (got <= n || (max_groups > 0 && got > max_groups))
-      return make_error(Errc::invalid_argument, std::string("user ") + name + " is in too many groups (" +
-                                                    std::to_string(got) + ")");
+      return make_error(Errc::invalid_argument,
+                        std::string("user ") + name + " is in too many groups (" + std::to_string(got) + ")");
     n = got;
   }
   id.scratch.assign(id.groups.size() + 1, 0);
@@ -167,7 +169,7 @@ Result<Identity> prepare_identity(uid_t uid, gid_t gid, const char* name) {
 const char* apply_identity(Identity& id) noexcept {
   if (::setresgid(id.gid, id.gid, id.gid) != 0) return "setresgid";
   if (::setgroups(id.groups.size(), id.groups.data()) != 0) return "setgroups";
-  if (::setresuid(id.uid, id.uid, 0) != 0) return "setresuid";
+  if (::setresuid(id.uid, id.uid, id.uid) != 0) return "setresuid";
 
   uid_t r = 0, e = 0, s = 0;
   if (::getresuid(&r, &e, &s) != 0) return "getresuid";

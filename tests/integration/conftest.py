@@ -258,3 +258,99 @@ def ctl(hoopctl, server):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "policy(text): policy TOML for the server fixture")
+
+
+# ---- `hoopctl run`: this host set up to use a test server -------------------
+
+def _build_setting(name, default):
+    """A cache variable of the build under test (e.g. HOOP_SYSCONFDIR)."""
+    try:
+        for line in (BUILD / "CMakeCache.txt").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return line.split("=", 1)[1]
+    except OSError:
+        pass
+    return default
+
+
+HOOP_SYSCONFDIR = Path(_build_setting("HOOP_SYSCONFDIR", "/etc/hoop"))
+# Test programs for `run` live here: secure_path entries and everything above
+# them must be root's alone, which the sandbox under /tmp (mode 1777) is not.
+# /etc is the session's private copy, so this never touches the host.
+RUN_BIN = Path("/etc/hoop-it/sbin")
+RUN_HOST = "web1"
+
+
+class RunHost:
+    """The host side of `hoopctl run` against `server`: HOOP_SYSCONFDIR/hoop.toml
+    (server, CA, credential, secure_path = RUN_BIN first), the host token for
+    RUN_HOST in host.token (root:root 0600), the CA copied next to them, and
+    RUN_BIN (root:root 0755) for test programs. Everything is removed again
+    by the fixture."""
+
+    def __init__(self, server):
+        self.server = server
+        self.etc = HOOP_SYSCONFDIR
+        self.config = self.etc / "hoop.toml"
+        self.credential = self.etc / "host.token"
+        self.ca = self.etc / "ca.pem"
+        self.bin = RUN_BIN
+        self.secure_path = f"{RUN_BIN}:/usr/sbin:/usr/bin:/sbin:/bin"
+        self.host_token = server.token("host", RUN_HOST)
+
+    def setup(self):
+        for d in (self.etc, self.bin.parent, self.bin):
+            d.mkdir(mode=0o755, exist_ok=True)
+            os.chown(d, 0, 0)
+            os.chmod(d, 0o755)
+        shutil.copyfile(self.server.pki / "ca.pem", self.ca)
+        os.chmod(self.ca, 0o644)
+        self.credential.write_text(self.host_token + "\n")
+        os.chmod(self.credential, 0o600)
+        self.write_config()
+        return self
+
+    def write_config(self, server_url=None, extra=""):
+        self.config.write_text(
+            f'server = "{server_url or self.server.url}"\n'
+            f'ca = "{self.ca}"\n'
+            f'credential = "{self.credential}"\n'
+            f'secure_path = "{self.secure_path}"\n'
+            f'offline = "deny"\n{extra}')
+        os.chown(self.config, 0, 0)
+        os.chmod(self.config, 0o644)
+
+    def add_program(self, name, text=None, copy_of=None, mode=0o755):
+        """A root-owned program in RUN_BIN: a script `text`, or a copy of a binary."""
+        p = self.bin / name
+        if copy_of:
+            shutil.copyfile(copy_of, p)
+        else:
+            p.write_text(text)
+        os.chown(p, 0, 0)
+        os.chmod(p, mode)
+        return p
+
+    def requests(self):
+        """Every request this host filed, newest first."""
+        st, body = self.server.api("GET", "/v1/requests?limit=1000", self.host_token)
+        assert st == 200, body
+        return body["requests"]
+
+    def teardown(self):
+        for p in (self.config, self.credential, self.ca):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(self.bin.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def run_host(server, hoopctl):
+    """This host configured for `hoopctl run` against the `server` fixture."""
+    if not str(HOOP_SYSCONFDIR).startswith("/etc/"):
+        pytest.skip(f"HOOP_SYSCONFDIR is {HOOP_SYSCONFDIR}: the tests only write below the private /etc")
+    h = RunHost(server).setup()
+    yield h
+    h.teardown()
