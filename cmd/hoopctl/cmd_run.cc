@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "api/types.h"
@@ -63,7 +64,7 @@ constexpr size_t kMaxPemBytes = size_t{1} * 1024 * 1024;
 constexpr milliseconds kPollSlice{2000};
 // While waiting, how long the server may stay unreachable before we give up.
 constexpr milliseconds kOfflineGrace{60000};
-// exit status meaning "the decision allows running": never a real status.
+// Not an exit status: "the decision lets the command run".
 constexpr int kGo = -1;
 
 constexpr const char* kUsage =
@@ -132,7 +133,7 @@ Status prepare(std::vector<std::string>& caller_env) {
 }
 
 Status usage(const std::string& msg) {
-  return make_error(Errc::invalid_argument, msg + "\n" + kUsage);
+  return make_error(Errc::invalid_argument, msg);
 }
 
 // Everything CLI11 let through leniently (so that every usage error, not
@@ -226,9 +227,14 @@ int server_failure(const Error& e, const Host& host, const std::string& doing) {
   const std::string url = escape_for_terminal(host.cfg.server);
   switch (e.code) {
     case Errc::unavailable:
-    case Errc::timeout:
-      return fail(kExitRunUnreachable,
-                  "cannot reach hoopd at " + url + " (" + e.message + "): refusing to run (offline = deny)");
+    case Errc::timeout: {
+      // The client's message repeats the URL; keep only what went wrong.
+      std::string_view detail = e.message;
+      if (const std::string dup = "cannot reach " + url + ": "; detail.starts_with(dup))
+        detail.remove_prefix(dup.size());
+      return fail(kExitRunUnreachable, "cannot reach hoopd at " + url + " (" + std::string(detail) +
+                                           "): refusing to run (offline = deny)");
+    }
     case Errc::unauthenticated:
       return fail(kExitRunRefused, "hoopd did not accept this host's credential " +
                                        escape_for_terminal(host.cfg.credential) + " (" + e.message +
@@ -394,7 +400,11 @@ int run_privileged(RunOpts& o) {
   if (!caller) return fail(kExitRunRefused, caller.error().message);
 
   std::optional<milliseconds> timeout;
-  if (auto st = check_command_line(o, timeout); !st) return fail(kExitRunUsage, st.error().message);
+  if (auto st = check_command_line(o, timeout); !st) {
+    say(st.error().message);
+    (void)std::fprintf(stderr, "%s\n", kUsage);
+    return kExitRunUsage;
+  }
 
   // 3. Trusted files, from fixed paths only.
   auto host = load_host();
@@ -485,13 +495,17 @@ Runner setup_run(CLI::App& sub) {
   sub.positionals_at_end();
   sub.allow_extras();
   sub.footer(kRunFooter);
-  o->user_opt =
-      sub.add_option("-u,--user", o->user, "run as USER, a user name (default: root)")->expected(0, 1);
-  o->reason_opt = sub.add_option("-r,--reason", o->reason, "why: shown to the reviewers")->expected(0, 1);
+  o->user_opt = sub.add_option("-u,--user", o->user, "run as USER, a user name (default: root)")
+                    ->expected(0, 1)
+                    ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  o->reason_opt = sub.add_option("-r,--reason", o->reason, "why: shown to the reviewers")
+                      ->expected(0, 1)
+                      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   o->timeout_opt = sub.add_option("--timeout", o->timeout,
                                   "stop waiting (and cancel the request) after DURATION, e.g. 10m "
                                   "(default: until the server expires it)")
-                       ->expected(0, 1);
+                       ->expected(0, 1)
+                       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   sub.add_flag("--no-wait", o->no_wait,
                "file the request, print its id and exit 0; run the same command again once approved");
   sub.add_option("command", o->command, "CMD [ARG...]: the command, found in secure_path");

@@ -18,9 +18,10 @@
 // - SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 sent to the monitor
 //   (by kill, or by the caller's terminal in pipe mode) go to the command's
 //   process group (its pid: the child calls setsid).
-// - SIGTSTP sent to the monitor stops the command with SIGSTOP: a session
-//   leader whose parent is outside its session heads an orphaned group, for
-//   which the kernel drops SIGTSTP.
+// - SIGTSTP sent to the monitor (kill, or Ctrl-Z in pipe mode) stops the
+//   command with SIGSTOP (a session leader whose parent is outside its
+//   session heads an orphaned group, for which the kernel drops SIGTSTP),
+//   then the monitor suspends itself as below.
 // - When the command stops, the monitor restores the terminal and stops
 //   itself (SIGTSTP, default action) so the caller's shell gets the terminal
 //   back, as sudo does; when continued it re-enters raw mode (if in the
@@ -483,7 +484,13 @@ void Session::handle_signals() {
       forward(sig);
     }
   }
-  if (SignalRelay::take(SIGTSTP)) forward(SIGSTOP);
+  if (SignalRelay::take(SIGTSTP) && !status_) {
+    // Stop the command and ourselves at once, without waiting to hear that
+    // it stopped: a shell caught in vfork() never reports the stop, and its
+    // stopped vfork child would then wait for a SIGCONT that never came.
+    forward(SIGSTOP);
+    suspend();
+  }
   if (SignalRelay::take(SIGCONT)) on_continue();
   if (SignalRelay::take(SIGWINCH)) sync_size();
   SignalRelay::take(SIGPIPE);

@@ -99,8 +99,11 @@ TEST(MonitorPty, SignalToTheMonitorEndsTheCommandAndRestoresTheTerminal) {
     Harness h;
     h.open_outer();
     const termios before = mode_of(h.slave);
-    h.cmd = "echo READY; sleep 30";
-    h.steps.push_back({"READY", [&h, sig] { kill(h.monitor, sig); }});
+    h.cmd = "echo PID $$ READY; exec sleep 30";
+    h.steps.push_back({"READY", [&h, sig] {
+                         ASSERT_TRUE(h.wait_exec("PID"));
+                         kill(h.monitor, sig);
+                       }});
     Outcome o = h.run();
     expect_finished(o);
     EXPECT_EQ(o.report.status, 128 + sig) << strsignal(sig);
@@ -111,8 +114,11 @@ TEST(MonitorPty, SignalToTheMonitorEndsTheCommandAndRestoresTheTerminal) {
 
 TEST(MonitorPty, CtrlCTypedReachesTheCommandThroughItsOwnTerminal) {
   Harness h;
-  h.cmd = "echo READY; sleep 30";
-  h.steps.push_back({"READY", [&h] { type(h.master, "\x03"); }});
+  h.cmd = "echo PID $$ READY; exec sleep 30";
+  h.steps.push_back({"READY", [&h] {
+                       ASSERT_TRUE(h.wait_exec("PID"));
+                       type(h.master, "\x03");
+                     }});
   Outcome o = h.run();
   expect_finished(o);
   EXPECT_EQ(o.report.status, 128 + SIGINT);
@@ -200,8 +206,11 @@ TEST(MonitorPty, WithoutPtyTheTerminalIsRelayedNeverPassed) {
 TEST(MonitorPty, WithoutPtyCtrlCIsForwarded) {
   Harness h;
   h.use_pty = false;
-  h.cmd = "echo READY; sleep 30";
-  h.steps.push_back({"READY", [&h] { type(h.master, "\x03"); }});  // SIGINT to the monitor's group
+  h.cmd = "echo PID $$ READY; exec sleep 30";
+  h.steps.push_back({"READY", [&h] {
+                       ASSERT_TRUE(h.wait_exec("PID"));
+                       type(h.master, "\x03");
+                     }});  // SIGINT to the monitor's group
   Outcome o = h.run();
   expect_finished(o);
   EXPECT_EQ(o.report.status, 128 + SIGINT);
@@ -234,7 +243,9 @@ TEST(MonitorPty, StoppedCommandIsContinuedAndTheTerminalRestored) {
 
 TEST(MonitorPty, DescendantHoldingThePtyDoesNotHoldTheMonitor) {
   Harness h;
-  h.cmd = "(trap '' HUP; exec sleep 6) & echo done";
+  // The pipe into `read` makes the shell wait until the background job
+  // ignores the SIGHUP that the shell's exit sends its process group.
+  h.cmd = "{ (trap '' HUP; echo ok; exec sleep 6 >/dev/tty) & } | read x; echo done";
   Outcome o = h.run();
   expect_finished(o);
   EXPECT_EQ(o.report.status, 0);

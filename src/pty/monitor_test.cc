@@ -102,8 +102,11 @@ TEST(MonitorPipe, TerminatingSignalsAreForwarded) {
   for (int sig : {SIGTERM, SIGHUP, SIGINT}) {
     Harness h;
     h.outer_pty = false;
-    h.cmd = "echo READY; sleep 30";
-    h.steps.push_back({"READY", [&h, sig] { kill(h.monitor, sig); }});
+    h.cmd = "echo PID $$ READY; exec sleep 30";
+    h.steps.push_back({"READY", [&h, sig] {
+                         ASSERT_TRUE(h.wait_exec("PID"));
+                         kill(h.monitor, sig);
+                       }});
     Outcome o = h.run();
     expect_finished(o);
     EXPECT_EQ(o.report.status, 128 + sig) << strsignal(sig);

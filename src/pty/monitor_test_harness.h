@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
@@ -161,6 +163,28 @@ class Harness {
   int master = -1;
   int slave = -1;
   pid_t monitor = -1;
+  const std::string* output = nullptr;  // what has been shown so far, while run() runs
+
+  /// For commands that print "<marker> $$ ..." and then `exec sleep`: waits until
+  /// that exec has happened. A shell's signal handling between its fork/exec
+  /// and the new program loses signals (dash catches SIGINT under -c), so a
+  /// signal test must not fire earlier.
+  bool wait_exec(const std::string& marker, const char* comm = "sleep\n") const {
+    const size_t at = output->find(marker + " ");
+    if (at == std::string::npos) return false;
+    const std::string path = "/proc/" + std::to_string(std::atol(output->c_str() + at + marker.size() + 1)) + "/comm";
+    for (int i = 0; i < 1000; ++i) {
+      char buf[32] = {};
+      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        const ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0 && std::strcmp(buf, comm) == 0) return true;
+      }
+      usleep(10'000);
+    }
+    return false;
+  }
 
   Harness() = default;
   Harness(const Harness&) = delete;
@@ -214,7 +238,9 @@ class Harness {
       close(out[0]);
       out[0] = -1;
     }
+    output = &o.out;
     pump(o, out[0], err[0], t0 + limit);
+    output = nullptr;
     o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     o.got_report = read(rep[0], &o.report, sizeof o.report) == static_cast<ssize_t>(sizeof o.report);
     for (int fd : {rep[0], out[0], err[0]}) {
@@ -224,6 +250,30 @@ class Harness {
   }
 
  private:
+  // After a timeout: the command (a session leader, child of the monitor)
+  // and its process group, so a stuck test leaves nothing behind.
+  static void kill_commands_of(pid_t parent) {
+    DIR* d = opendir("/proc");
+    if (d == nullptr) return;
+    while (dirent* e = readdir(d)) {
+      const pid_t pid = std::atoi(e->d_name);
+      if (pid <= 0) continue;
+      char path[64];
+      std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+      FILE* f = std::fopen(path, "re");
+      if (f == nullptr) continue;
+      int ppid = 0;
+      // pid (comm) state ppid: comm is the shell's or sleep's, without spaces
+      const bool parsed = std::fscanf(f, "%*d %*s %*c %d", &ppid) == 1;
+      std::fclose(f);
+      if (parsed && ppid == parent) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+      }
+    }
+    closedir(d);
+  }
+
   void pump(Outcome& o, int out_fd, int err_fd, std::chrono::steady_clock::time_point deadline) {
     size_t next_step = 0;
     size_t search_from = 0;
@@ -258,6 +308,7 @@ class Harness {
       if (!exited && wait4(monitor, &o.wait_status, WNOHANG, &o.usage) == monitor) exited = true;
       if (!exited && std::chrono::steady_clock::now() > deadline) {
         o.timed_out = true;
+        kill_commands_of(monitor);
         kill(monitor, SIGKILL);
         wait4(monitor, &o.wait_status, 0, &o.usage);
         exited = true;

@@ -49,7 +49,7 @@ constexpr size_t kHeaderLimit = 16 * 1024;
 // The read buffer must hold a whole header; body bytes pass through it.
 constexpr size_t kBufferLimit = 2 * kHeaderLimit;
 constexpr size_t kShrinkAbove = 4 * 1024;    // give big buffers back after a request
-constexpr size_t kWatchBytes = 512;          // per read of the long-poll watcher
+constexpr size_t kWatchBytes = 64;           // per read of the long-poll watcher
 constexpr size_t kDrainLimit = 2 * api::kMaxBodyBytes;
 constexpr milliseconds kLingerMax{5000};
 constexpr milliseconds kTick{1000};
@@ -113,14 +113,15 @@ struct Shared {
   std::unordered_set<SessionBase*> sessions;
   // TLS handshakes in flight, and sessions waiting for a slot (see kMaxHandshakes).
   size_t handshakes = 0;
-  std::deque<std::weak_ptr<SessionBase>> handshake_queue;
+  // Owned here while queued: nothing else holds a session that has not started any I/O.
+  std::deque<std::shared_ptr<SessionBase>> handshake_queue;
 
   void handshake_done() {
     --handshakes;
     while (!handshake_queue.empty()) {
-      auto next = handshake_queue.front().lock();
+      auto next = std::move(handshake_queue.front());
       handshake_queue.pop_front();
-      if (next && next->begin_handshake()) return;  // the slot passed on
+      if (next->begin_handshake()) return;  // the slot passed on
     }
   }
 };
@@ -150,7 +151,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         ++sh_->handshakes;
         handshake();
       } else {
-        sh_->handshake_queue.push_back(this->weak_from_this());
+        sh_->handshake_queue.push_back(this->shared_from_this());
       }
     } else {
       do_read();
@@ -184,7 +185,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void do_read() {
     phase_ = Phase::reading;
-    parser_.emplace();
+    parser_ = std::make_unique<Parser>();
     parser_->header_limit(static_cast<std::uint32_t>(kHeaderLimit));
     parser_->body_limit(api::kMaxBodyBytes);
     arm(sh_->read_timeout);  // the whole request, and idle keep-alive before it
@@ -269,7 +270,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     res.version(version_);
     res.keep_alive(keep_alive_);
     if (sh_->metrics) sh_->metrics->count_response(res.result_int());
-    res_.emplace(std::move(res));
+    res_ = std::make_unique<HttpResponse>(std::move(res));
     phase_ = Phase::writing;
     arm(sh_->read_timeout);  // a client that does not read its answer is cut off too
     beast::http::async_write(stream_, *res_,
@@ -293,6 +294,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void start_watch() {
     if (buffer_.size() + kWatchBytes > buffer_.max_size()) return;  // enough pipelined already
+    if (buffer_.size() == 0) buffer_.shrink_to_fit();  // a waiting connection keeps ~64 bytes
     watching_ = true;
     stream_.async_read_some(buffer_.prepare(kWatchBytes), [self = this->shared_from_this()](error_code ec, size_t n) {
       self->on_watch(ec, n);
@@ -365,8 +367,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_{kBufferLimit};
-  std::optional<Parser> parser_;
-  std::optional<HttpResponse> res_;
+  // Heap-allocated only while a request is read or an answer written, so an
+  // idle or waiting connection does not carry their ~400 bytes.
+  std::unique_ptr<Parser> parser_;
+  std::unique_ptr<HttpResponse> res_;
   Service::WaitHandle wait_;
   Phase phase_ = Phase::reading;
   uint64_t generation_ = 0;
@@ -518,6 +522,7 @@ struct Server::Impl {
     if (signals) signals->cancel(ignored);
     std::vector<SessionBase*> all(shared->sessions.begin(), shared->sessions.end());
     for (SessionBase* s : all) s->abort();
+    shared->handshake_queue.clear();  // they hold Shared: break the cycle
   }
 };
 

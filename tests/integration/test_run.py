@@ -8,7 +8,6 @@ import queue
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -16,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUN_BIN, USERS, Ctl
+from conftest import RUN_BIN, USERS, Ctl, RunHost, Server
 
 # hoopctl run exit statuses (man/hoopctl.1, cmd/hoopctl/commands.h)
 CANCELLED, REFUSED, USAGE, DENIED, EXPIRED, TIMED_OUT, UNREACHABLE, NOT_FOUND = 119, 120, 121, 122, 123, 124, 125, 127
 
-pytestmark = pytest.mark.policy(f"""
+RUN_POLICY = f"""
 [groups]
 sre = ["bob", "carol"]
 
@@ -48,7 +47,8 @@ users = ["*"]
 run_as = "*"
 commands = [["{RUN_BIN}/*", "**"]]
 action = "allow"
-""")
+"""
+pytestmark = pytest.mark.policy(RUN_POLICY)
 
 # What the command's environment may contain (exec/command.h).
 ALLOWED_ENV = {"TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR", "PATH", "HOME", "SHELL", "USER",
@@ -81,9 +81,16 @@ def tokens(server):
     return {u: server.token("user", u) for u in ("alice", "bob", "carol", "dave")}
 
 
-def as_user(user, argv):
+def as_user(user, argv, env=None):
+    """argv run as `user`. The caller's environment `env` is set by env(1)
+    after setpriv switched users, so nothing root runs in the harness sees it
+    (setpriv, as root, would itself honour LD_PRELOAD)."""
     uid = USERS[user]
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", *argv]
+    pairs = [f"{k}={v}" for k, v in (env or {}).items()]
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", "/usr/bin/env", "-i", *pairs, *argv]
+
+
+HARNESS_ENV = {"PATH": "/usr/bin:/bin"}
 
 
 def caller_env(extra=None):
@@ -94,8 +101,8 @@ def caller_env(extra=None):
 
 def run(host, user, *args, env=None, timeout=60):
     """Runs `hoopctl run ARGS...` as `user`; output decoded leniently."""
-    return subprocess.run(as_user(user, [str(host.hoopctl), "run", *args]), capture_output=True,
-                          env=caller_env(env), timeout=timeout, cwd="/", encoding="utf-8", errors="replace",
+    return subprocess.run(as_user(user, [str(host.hoopctl), "run", *args], caller_env(env)), capture_output=True,
+                          env=HARNESS_ENV, timeout=timeout, cwd="/", encoding="utf-8", errors="replace",
                           stdin=subprocess.DEVNULL)
 
 
@@ -103,7 +110,8 @@ class Waiting:
     """`hoopctl run` started in the background, its output collected."""
 
     def __init__(self, host, user, *args, env=None):
-        self.proc = subprocess.Popen(as_user(user, [str(host.hoopctl), "run", *args]), env=caller_env(env),
+        self.proc = subprocess.Popen(as_user(user, [str(host.hoopctl), "run", *args], caller_env(env)),
+                                     env=HARNESS_ENV,
                                      cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.out, self.err = [], []
@@ -302,6 +310,36 @@ def test_timeout_cancels_the_request(host, tokens):
     assert f"request {q['id']} cancelled" in r.stderr
 
 
+def test_cancelled_elsewhere_ends_the_wait(host, tokens):
+    w = Waiting(host, "alice", "--", "hoop-review-echo", "x")
+    rid = w.request_id()
+    st, body = host.server.api("POST", f"/v1/requests/{rid}/cancel", tokens["alice"], {})
+    assert st == 200, body
+    rc, out, err = w.finish()
+    assert rc == CANCELLED and out == ""
+    assert f"request {rid} was cancelled by alice" in err
+
+
+def test_request_that_expires_while_waiting(sandbox, pki, hoopctl):
+    import tempfile
+    root = Path(tempfile.mkdtemp(prefix="srv-", dir=sandbox))
+    os.chmod(root, 0o755)
+    s = Server(root, pki, RUN_POLICY, extra='request_ttl = "2s"').start()
+    h = RunHost(s).setup()
+    h.hoopctl = hoopctl
+    h.add_program("hoop-review-echo", "#!/bin/sh\necho SHOULD-NOT-RUN\n")
+    try:
+        t0 = time.monotonic()
+        r = run(h, "alice", "--", "hoop-review-echo", timeout=30)
+        assert r.returncode == EXPIRED, r
+        assert time.monotonic() - t0 < 15
+        assert "expired" in r.stderr and "SHOULD-NOT-RUN" not in r.stdout
+        assert [q["state"] for q in h.requests()] == ["expired"]
+    finally:
+        h.teardown()
+        s.stop()
+
+
 def test_server_down_refuses_to_run(host):
     marker = Path("/etc/hoop-it/ran")
     host.add_program("hoop-touch", f"#!/bin/sh\n/usr/bin/touch {marker}\n")
@@ -314,7 +352,7 @@ def test_server_down_refuses_to_run(host):
     assert not marker.exists()
 
 
-def test_server_that_is_not_trusted_refuses_to_run(host, sandbox, pki):
+def test_server_that_is_not_trusted_refuses_to_run(host, sandbox):
     # Another CA: TLS fails, so nothing runs (and the token is never sent).
     other = sandbox / "other-ca"
     other.mkdir(exist_ok=True)
@@ -489,6 +527,9 @@ def test_unsafe_trusted_files_are_refused(host, sandbox, which, how):
         assert r.stdout == ""
     finally:
         os.chmod(host.etc, 0o755)
+        if how == "symlink":
+            path.unlink()
+            os.rename(host.etc / "real.toml", path)
     assert host.requests() == []
 
 
@@ -517,8 +558,8 @@ def test_oversized_or_binary_arguments_are_refused_cleanly(host):
     r = run(host, "alice", "--", "hoop-args", *(["y" * 100_000] * 3))
     assert r.returncode == USAGE, r
     assert "longer than" in r.stderr
-    r = subprocess.run(as_user("alice", [str(host.hoopctl), "run", "--", "hoop-args", b"\xff\xfe"]),
-                       capture_output=True, env=caller_env(), cwd="/", timeout=30)
+    r = subprocess.run(as_user("alice", [str(host.hoopctl), "run", "--", "hoop-args", b"\xff\xfe"], caller_env()),
+                       capture_output=True, env=HARNESS_ENV, cwd="/", timeout=30)
     assert r.returncode == USAGE, r
     assert b"UTF-8" in r.stderr
     assert host.requests() == []
@@ -564,7 +605,7 @@ for what in ("environ", "mem", "fd", "maps", "auxv"):
 
 def probe_proc(user, pid):
     r = subprocess.run(as_user(user, ["/usr/bin/python3", "-c", PROC_PROBE, str(pid)]), capture_output=True,
-                       text=True, timeout=30, cwd="/")
+                       text=True, timeout=30, cwd="/", env=HARNESS_ENV)
     assert r.returncode == 0, r
     return dict(line.split(" ", 1) for line in r.stdout.splitlines())
 
@@ -589,7 +630,7 @@ def test_caller_cannot_read_the_privileged_process(host, tokens, sandbox):
 
 
 TTY_PROBE = """#!/usr/bin/python3
-import fcntl, os, sys, termios
+import fcntl, os, select, sys, termios
 print("CHILD_TTY=" + os.ttyname(0), flush=True)
 payload = b"echo INJECTED\\n"
 for name, fd in (("fd0", 0), ("fd1", 1), ("fd2", 2), ("devtty", None)):
@@ -601,33 +642,51 @@ for name, fd in (("fd0", 0), ("fd1", 1), ("fd2", 2), ("devtty", None)):
         print("TIOCSTI", name, "ok", flush=True)
     except OSError as e:
         print("TIOCSTI", name, "failed", e.errno, flush=True)
+# Whatever was injected landed in our own terminal: read it back.
+got = b""
+while select.select([0], [], [], 0.5)[0]:
+    chunk = os.read(0, 4096)
+    if not chunk:
+        break
+    got += chunk
+print("READBACK=" + repr(got), flush=True)
 """
 
 
 def test_child_cannot_push_keystrokes_into_the_callers_terminal(host):
     script = shutil.which("script")
-    if not script:
-        pytest.skip("util-linux `script` is needed to give hoopctl a terminal")
+    bash = shutil.which("bash")
+    if not script or not bash:
+        pytest.skip("util-linux `script` and bash are needed to give hoopctl a terminal")
     host.add_program("hoop-tty", TTY_PROBE)
     # `script` gives the caller a terminal; after hoopctl exits, the shell on
     # that terminal reads whatever is waiting in its input: injected text
     # would show up there (and, in real life, be executed).
     inner = (f"echo CALLER_TTY=$(tty); {host.hoopctl} run -- hoop-tty; echo STATUS=$?; "
-             "if read -t 2 line; then echo \"LEFTOVER=<$line>\"; else echo NOTHING-LEFT; fi")
-    p = subprocess.Popen(as_user("alice", [script, "-qec", inner, "/dev/null"]), env=caller_env(),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/")
+             "if read -r -t 2 line; then echo \"LEFTOVER=<$line>\"; else echo NOTHING-LEFT; fi")
+    p = subprocess.Popen(as_user("alice", [script, "-qec", inner, "/dev/null"], caller_env({"SHELL": bash})),
+                         env=HARNESS_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, cwd="/")
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: p.stdout.read1(4096), b"")))
+    reader.start()
     try:
-        out, _ = p.communicate(timeout=60)  # closes stdin only at the end
+        p.wait(timeout=60)  # stdin stays open: an EOF would reach the command as ^D
     except subprocess.TimeoutExpired:
         p.kill()
         raise
-    text = out.decode("utf-8", "replace").replace("\r", "")
+    finally:
+        p.stdin.close()
+        reader.join(timeout=5)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r", "")
     caller_tty = re.search(r"CALLER_TTY=(\S+)", text).group(1)
     child_tty = re.search(r"CHILD_TTY=(\S+)", text).group(1)
     assert caller_tty.startswith("/dev/pts/"), text
     assert child_tty.startswith("/dev/pts/") and child_tty != caller_tty, text
     assert "STATUS=0" in text, text
     assert "LEFTOVER=<echo INJECTED>" not in text and "NOTHING-LEFT" in text, text
+    # The command injected (as root it may) but only into its own terminal.
+    assert "TIOCSTI fd0 ok" in text and "READBACK=b'echo INJECTED" in text, text
     [req] = host.requests()
     assert req["tty"] == caller_tty
 
@@ -640,18 +699,37 @@ def test_without_a_terminal_the_command_gets_pipes(host):
     assert host.requests()[0]["tty"] == ""
 
 
+FD_PROBE = """#!/usr/bin/python3
+import json, os
+fds = {}
+for f in os.listdir("/proc/self/fd"):
+    try:
+        fds[int(f)] = os.readlink("/proc/self/fd/" + f)
+    except OSError:
+        pass
+print(json.dumps(fds))
+"""
+
+
 def test_only_stdio_reaches_the_command(host, sandbox):
-    host.add_program("hoop-fds", "#!/usr/bin/python3\nimport os\nprint(sorted(int(f) for f in os.listdir('/proc/self/fd')))\n")
+    host.add_program("hoop-fds", FD_PROBE)
     # The caller leaves an extra descriptor open across the setuid exec.
     secret = sandbox / "fd-leak"
     secret.write_text("x")
     fd = os.open(secret, os.O_RDONLY)
     try:
-        r = subprocess.run(as_user("alice", [str(host.hoopctl), "run", "--", "hoop-fds"]), capture_output=True,
-                           text=True, env=caller_env(), cwd="/", pass_fds=(fd,), timeout=30,
+        r = subprocess.run(as_user("alice", [str(host.hoopctl), "run", "--", "hoop-fds"], caller_env()),
+                           capture_output=True, text=True, env=HARNESS_ENV, cwd="/", pass_fds=(fd,), timeout=30,
                            stdin=subprocess.DEVNULL)
     finally:
         os.close(fd)
     assert r.returncode == 0, r
-    # python's listdir itself opens one fd for the directory.
-    assert json.loads(r.stdout)[:3] == [0, 1, 2] and len(json.loads(r.stdout)) <= 4, r.stdout
+    fds = {int(k): v for k, v in json.loads(r.stdout).items()}
+    assert {0, 1, 2} <= set(fds), fds
+    # Beyond stdio only python's own listdir descriptor (on /proc/.../fd) and,
+    # for a script, the pinned script itself (the kernel runs the interpreter
+    # on /dev/fd/N, so that descriptor must stay open).
+    others = {k: v for k, v in fds.items()
+              if k > 2 and not v.startswith("/proc/") and v != f"{RUN_BIN}/hoop-fds"}
+    assert others == {}, fds
+    assert str(secret) not in fds.values()
