@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# All hoop benchmarks that exist so far, each printing its figures side by
+# side with the peers the issues name. Results are recorded by hand in
+# bench/RESULTS.md with the date and this machine's description.
+#   bench/run.sh            everything
+#   bench/run.sh server     hoopd throughput, reads, 5,000 waiters (issue 2)
+#   bench/run.sh run        hoopctl run vs sudo and doas (issue 3)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+what=${1:-all}
+
+if [[ $what == all || $what == server ]]; then
+  bench/server.sh
+fi
+if [[ $what == all || $what == run ]]; then
+  scripts/setup.sh --deps >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  need=()
+  for p in sudo opendoas; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
+  if ((${#need[@]})); then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
+  cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DHOOP_BENCH=ON >/dev/null
+  cmake --build build-bench -j2 --target hoopd hoopctl >/dev/null
+  unshare --mount --propagation private /usr/bin/python3 bench/run_vs_sudo.py "$here/build-bench" "${ROUNDS:-300}"
+fi
