@@ -47,6 +47,11 @@
 
 #include "pty/monitor.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -54,14 +59,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <fcntl.h>
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <poll.h>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "pty/terminal.h"
 
@@ -69,7 +70,7 @@ namespace hoop::pty {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kBufferSize = 64 * 1024;
+constexpr size_t kBufferSize = size_t{64} * 1024;
 constexpr auto kDrainIdle = std::chrono::seconds(1);
 constexpr auto kDrainMax = std::chrono::seconds(5);
 constexpr size_t kMaxChannels = 3;
@@ -89,8 +90,8 @@ extern "C" void on_signal(int sig) {
     // monitor had never installed anything.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    sigaction(sig, &dfl, nullptr);
-    raise(sig);
+    static_cast<void>(sigaction(sig, &dfl, nullptr));
+    static_cast<void>(raise(sig));
   } else {
     g_pending[sig].store(true);
     const char byte = 0;
@@ -100,7 +101,9 @@ extern "C" void on_signal(int sig) {
   errno = saved_errno;
 }
 
-Error sys_error(const char* what) { return make_error(Errc::io, std::string(what) + ": " + std::strerror(errno)); }
+Error sys_error(const char* what) {
+  return make_error(Errc::io, std::string(what) + ": " + std::strerror(errno));
+}
 
 /// Turns the caught signals into flags plus a byte on a pipe that poll()
 /// watches. No SA_RESTART: a blocking write to the caller's terminal returns
@@ -152,21 +155,21 @@ class SignalRelay {
   Fd read_;
   Fd write_;
   bool installed_ = false;
-  struct sigaction old_[std::size(kCaught)] {};
+  struct sigaction old_[std::size(kCaught)]{};
   sigset_t old_mask_{};
 };
 
 /// One direction of the relay: src -> fixed buffer -> dst.
 struct Channel {
-  bool input = false;        // caller's keystrokes (observer.input) or command output
+  bool input = false;  // caller's keystrokes (observer.input) or command output
   int src = -1;
   int dst = -1;
   bool src_nonblock = false;  // ours: read until EAGAIN; the caller's: one read per poll
   bool dst_nonblock = false;
   bool src_open = true;
   bool dst_open = true;
-  bool eof_to_dst = false;    // stdin relay: the caller's EOF becomes the command's EOF
-  Fd own_src;                 // our pipe ends: closing them is how EOF/EPIPE passes on
+  bool eof_to_dst = false;  // stdin relay: the caller's EOF becomes the command's EOF
+  Fd own_src;               // our pipe ends: closing them is how EOF/EPIPE passes on
   Fd own_dst;
   std::unique_ptr<char[]> buf;
   size_t head = 0;
@@ -574,12 +577,12 @@ Result<int> run_monitored(const MonitorOptions& opts,
   Session session(opts.observer);
   ChildFds fds;
   std::array<Fd, 4> child_ends;  // the child's ends: ours to close once `start` returns
-  if (auto st = session.setup(opts.use_pty && isatty(0), fds, child_ends); !st) return st.error();
-  Result<pid_t> pid = make_error(Errc::internal, "start threw");
-  try {
+  Result<pid_t> pid = make_error(Errc::internal, "not started");
+  try {  // observers and `start` are the caller's code: no exception leaves the monitor
+    if (auto st = session.setup(opts.use_pty && isatty(0), fds, child_ends); !st) return st.error();
     pid = start(fds);
   } catch (const std::exception& e) {
-    pid = make_error(Errc::internal, std::string("start: ") + e.what());
+    pid = make_error(Errc::internal, std::string("monitor setup: ") + e.what());
   }
   for (Fd& f : child_ends) f.reset();
   if (!pid) return pid.error();

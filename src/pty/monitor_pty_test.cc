@@ -3,8 +3,9 @@
 // makes it the monitor child's controlling terminal and fds 0-2.
 
 #include <gtest/gtest.h>
-#include <string>
 #include <unistd.h>
+
+#include <string>
 
 #include "pty/monitor.h"
 #include "pty/monitor_test_harness.h"
@@ -17,7 +18,9 @@ using testing::mode_of;
 using testing::Outcome;
 using testing::same_mode;
 
-void type(int master, std::string_view s) { ASSERT_EQ(write(master, s.data(), s.size()), ssize_t(s.size())); }
+void type(int master, std::string_view s) {
+  ASSERT_EQ(write(master, s.data(), s.size()), ssize_t(s.size()));
+}
 
 void expect_finished(const Outcome& o) {
   EXPECT_FALSE(o.timed_out);
@@ -25,7 +28,9 @@ void expect_finished(const Outcome& o) {
   EXPECT_EQ(o.report.ok, 1) << o.report.error;
 }
 
-bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, std::string_view part) {
+  return s.find(part) != std::string::npos;
+}
 
 TEST(MonitorPty, CommandGetsANewTerminalWithTheCallersSize) {
   Harness h;

@@ -4,8 +4,9 @@
 #include "pty/monitor.h"
 
 #include <gtest/gtest.h>
-#include <string>
 #include <sys/stat.h>
+
+#include <string>
 
 #include "pty/monitor_test_harness.h"
 
@@ -67,7 +68,7 @@ TEST(MonitorPipe, StdinThatIsNoTerminalIsPassedDirectly) {
   ASSERT_EQ(pipe(p), 0);
   ASSERT_EQ(write(p[1], "hello\n", 6), 6);
   close(p[1]);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(fstat(p[0], &st), 0);
   Harness h;
   h.outer_pty = false;

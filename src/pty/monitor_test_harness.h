@@ -5,24 +5,25 @@
 // brings back what the child's observers saw. No privilege, no tty of the
 // test runner's own and no network are needed.
 
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <csignal>
-#include <cstdint>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <functional>
 #include <poll.h>
 #include <pty.h>
-#include <string>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "pty/monitor.h"
@@ -120,7 +121,7 @@ inline pid_t start_shell(const ChildFds& f, const char* cmd) {
     r.ok = 1;
     r.status = *res;
   } else {
-    std::snprintf(r.error, sizeof r.error, "%s", res.error().message.c_str());
+    static_cast<void>(std::snprintf(r.error, sizeof r.error, "%s", res.error().message.c_str()));
   }
   const ssize_t w = write(report_fd, &r, sizeof r);
   _exit(w == static_cast<ssize_t>(sizeof r) ? 0 : 1);
@@ -132,15 +133,15 @@ struct Outcome {
   bool got_report = false;
   bool timed_out = false;
   int wait_status = 0;
-  rusage usage{};        // of the monitor child and what it reaped
-  std::string out;       // stdout, or everything the outer terminal showed
-  std::string err;       // stderr (pipe mode)
+  rusage usage{};          // of the monitor child and what it reaped
+  std::string out;         // stdout, or everything the outer terminal showed
+  std::string err;         // stderr (pipe mode)
   uint64_t out_bytes = 0;  // counted, also past kKeep
   double seconds = 0;
 };
 
 struct Step {
-  std::string wait_for;         // run `act` once the output contains this
+  std::string wait_for;  // run `act` once the output contains this
   std::function<void()> act;
 };
 
@@ -151,12 +152,12 @@ class Harness {
   static constexpr size_t kKeep = 4 << 20;
 
   std::string cmd;
-  bool outer_pty = true;       // the caller has a terminal (ours); else pipes
-  bool use_pty = true;         // MonitorOptions::use_pty
+  bool outer_pty = true;  // the caller has a terminal (ours); else pipes
+  bool use_pty = true;    // MonitorOptions::use_pty
   bool fail_start = false;
   bool stdout_to_pipe = false;  // with outer_pty: stdout redirected, stdin a terminal
   bool close_stdout_reader = false;
-  int stdin_fd = -1;           // pipe mode: the child's stdin (default /dev/null)
+  int stdin_fd = -1;  // pipe mode: the child's stdin (default /dev/null)
   winsize size{30, 100, 0, 0};
   std::vector<Step> steps;
 
@@ -172,7 +173,8 @@ class Harness {
   bool wait_exec(const std::string& marker, const char* comm = "sleep\n") const {
     const size_t at = output->find(marker + " ");
     if (at == std::string::npos) return false;
-    const std::string path = "/proc/" + std::to_string(std::atol(output->c_str() + at + marker.size() + 1)) + "/comm";
+    const std::string path =
+        "/proc/" + std::to_string(std::atol(output->c_str() + at + marker.size() + 1)) + "/comm";
     for (int i = 0; i < 1000; ++i) {
       char buf[32] = {};
       const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -259,13 +261,13 @@ class Harness {
       const pid_t pid = std::atoi(e->d_name);
       if (pid <= 0) continue;
       char path[64];
-      std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+      static_cast<void>(std::snprintf(path, sizeof path, "/proc/%d/stat", pid));
       FILE* f = std::fopen(path, "re");
       if (f == nullptr) continue;
       int ppid = 0;
       // pid (comm) state ppid: comm is the shell's or sleep's, without spaces
       const bool parsed = std::fscanf(f, "%*d %*s %*c %d", &ppid) == 1;
-      std::fclose(f);
+      static_cast<void>(std::fclose(f));
       if (parsed && ppid == parent) {
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);

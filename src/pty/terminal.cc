@@ -1,17 +1,20 @@
 #include "pty/terminal.h"
 
+#include <fcntl.h>
+#include <pty.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <fcntl.h>
-#include <pty.h>
 #include <string>
-#include <unistd.h>
 
 namespace hoop::pty {
 namespace {
 
-Error sys_error(const char* what) { return make_error(Errc::io, std::string(what) + ": " + std::strerror(errno)); }
+Error sys_error(const char* what) {
+  return make_error(Errc::io, std::string(what) + ": " + std::strerror(errno));
+}
 
 Status add_fd_flags(int fd, bool cloexec, bool nonblock) {
   if (cloexec) {

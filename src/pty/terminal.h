@@ -11,9 +11,10 @@
 // MUST NOT: set O_NONBLOCK on the caller's fds: the open file description is
 // shared with the caller's shell and other jobs.
 
-#include <optional>
 #include <sys/ioctl.h>
 #include <termios.h>
+
+#include <optional>
 #include <utility>
 
 #include "common/error.h"

@@ -20,7 +20,9 @@ struct Outer {
   }
 };
 
-bool is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+bool is_open(int fd) {
+  return fcntl(fd, F_GETFD) >= 0;
+}
 
 TEST(Fd, ClosesOnDestructionAndMoves) {
   int p[2];
@@ -29,7 +31,7 @@ TEST(Fd, ClosesOnDestructionAndMoves) {
   {
     Fd a(p[0]);
     Fd b(std::move(a));
-    EXPECT_FALSE(a.valid());  // NOLINT(bugprone-use-after-move): testing the moved-from state
+    EXPECT_FALSE(a.valid());  // NOLINT: testing the moved-from state is the point
     EXPECT_EQ(b.get(), p[0]);
     EXPECT_TRUE(is_open(p[0]));
   }
@@ -136,7 +138,9 @@ TEST(OpenPipe, OnlyTheMonitorsEndIsNonBlocking) {
   EXPECT_TRUE(fcntl(q->write.get(), F_GETFL) & O_NONBLOCK);
 }
 
-TEST(EchoEnabled, UnknownCountsAsNoEcho) { EXPECT_FALSE(echo_enabled(-1)); }
+TEST(EchoEnabled, UnknownCountsAsNoEcho) {
+  EXPECT_FALSE(echo_enabled(-1));
+}
 
 }  // namespace
 }  // namespace hoop::pty

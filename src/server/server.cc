@@ -107,6 +107,8 @@ class SessionBase {
 /// that outlives the Server (its last handler destroyed with the io_context)
 /// still finds the registry; `metrics` is cleared when the Server goes.
 struct Shared {
+  Shared(HandlerContext c, Metrics* m, milliseconds timeout) : ctx(c), metrics(m), read_timeout(timeout) {}
+
   HandlerContext ctx;
   Metrics* metrics;
   milliseconds read_timeout;
@@ -447,7 +449,7 @@ struct Server::Impl {
 
   Impl(asio::io_context& i, Service& s, const config::ServerConfig& c, Metrics& m, ServerOptions o)
       : io(i), service(s), cfg(c), metrics(m), opts(std::move(o)),
-        shared(std::make_shared<Shared>(Shared{HandlerContext{s, c, m}, &m, c.read_timeout, {}})),
+        shared(std::make_shared<Shared>(HandlerContext{s, c, m}, &m, c.read_timeout)),
         acceptor(i), tick(i), accept_retry(i) {
     if (!opts.log) opts.log = [](const std::string&) {};
   }
