@@ -242,8 +242,8 @@ def tamper(server, sql):
 
 
 def make_history(server, tokens):
-    for _ in range(3):
-        rid = new_request(server, tokens)
+    for i in range(3):  # distinct commands: an identical one would reuse the live grant
+        rid = new_request(server, tokens, argv=["systemctl", "restart", f"svc{i}"])
         server.api("POST", f"/v1/requests/{rid}/approve", tokens["bob"], {"comment": "ok"})
     r = server.hoopd("audit", "verify", "--config", str(server.config))
     assert r.returncode == 0 and "intact" in r.stdout
