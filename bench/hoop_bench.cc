@@ -112,9 +112,12 @@ class Conn {
   beast::flat_buffer buf_{512};
 };
 
-std::string new_request_body() {
+// Each request names its own service: identical commands would be answered
+// with the live grant of the first one (grant reuse) instead of a new request.
+std::string new_request_body(long long n) {
   static const std::string digest(64, 'a');
-  return json{{"user", "alice"}, {"run_as", "root"}, {"argv", {"systemctl", "restart", "nginx"}},
+  return json{{"user", "alice"}, {"run_as", "root"},
+              {"argv", {"systemctl", "restart", "svc-" + std::to_string(n)}},
               {"path", "/usr/bin/systemctl"}, {"digest", digest}, {"cwd", "/"}, {"tty", ""},
               {"reason", "bench"}}
       .dump();
@@ -146,17 +149,21 @@ long proc_status_kb(int pid, const char* key) {
 
 void run_all(asio::io_context& io) { io.run(); }
 
+// A failed client must fail the benchmark, not vanish: rethrow out of run().
+void rethrow(std::exception_ptr e) {
+  if (e) std::rethrow_exception(e);
+}
+
 json bench_cycles(const Options& o, asio::io_context& io, asio::ssl::context& ssl, const Target& t) {
   int next = 0, done = 0;
   std::vector<double> lat;
-  const std::string body = new_request_body();
   auto worker = [&]() -> awaitable<void> {
     Conn c(io, ssl, t);
     co_await c.connect();
     while (next < o.n) {
-      ++next;
+      const long long n = ++next;
       auto t0 = Clock::now();
-      auto r = co_await c.call(http::verb::post, "/v1/requests", o.host_token, body);
+      auto r = co_await c.call(http::verb::post, "/v1/requests", o.host_token, new_request_body(n));
       long long id = id_of(r);
       auto a = co_await c.call(http::verb::post, "/v1/requests/" + std::to_string(id) + "/approve",
                                o.approver_token, "{}");
@@ -166,7 +173,7 @@ json bench_cycles(const Options& o, asio::io_context& io, asio::ssl::context& ss
     }
   };
   auto t0 = Clock::now();
-  for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, worker(), asio::detached);
+  for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, worker(), rethrow);
   run_all(io);
   double secs = ms_since(t0) / 1000.0;
   return {{"mode", "cycles"}, {"cycles", done}, {"seconds", secs}, {"cycles_per_s", done / secs},
@@ -187,7 +194,7 @@ json bench_reads(const Options& o, asio::io_context& io, asio::ssl::context& ssl
     }
   };
   auto t0 = Clock::now();
-  for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, worker(), asio::detached);
+  for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, worker(), rethrow);
   run_all(io);
   double secs = ms_since(t0) / 1000.0;
   return {{"mode", "reads"}, {"reads", done}, {"seconds", secs}, {"reads_per_s", done / secs},
@@ -196,7 +203,6 @@ json bench_reads(const Options& o, asio::io_context& io, asio::ssl::context& ssl
 
 json bench_waiters(const Options& o, asio::io_context& io, asio::ssl::context& ssl, const Target& t) {
   std::vector<long long> ids;
-  const std::string body = new_request_body();
   // 1. File n pending requests over a few connections.
   {
     int next = 0;
@@ -204,11 +210,12 @@ json bench_waiters(const Options& o, asio::io_context& io, asio::ssl::context& s
       Conn c(io, ssl, t);
       co_await c.connect();
       while (next < o.n) {
-        ++next;
-        ids.push_back(id_of(co_await c.call(http::verb::post, "/v1/requests", o.host_token, body)));
+        const long long n = ++next;
+        ids.push_back(
+            id_of(co_await c.call(http::verb::post, "/v1/requests", o.host_token, new_request_body(n))));
       }
     };
-    for (int i = 0; i < 16; ++i) asio::co_spawn(io, filer(), asio::detached);
+    for (int i = 0; i < 16; ++i) asio::co_spawn(io, filer(), rethrow);
     io.run();
     io.restart();
   }
@@ -225,7 +232,7 @@ json bench_waiters(const Options& o, asio::io_context& io, asio::ssl::context& s
     ++answers;
     if (r.result_int() != 200) throw std::runtime_error("wait failed: " + r.body());
   };
-  for (long long id : ids) asio::co_spawn(io, waiter(id), asio::detached);
+  for (long long id : ids) asio::co_spawn(io, waiter(id), rethrow);
 
   // 3. Once all are parked on the server, approve a sample one at a time.
   json out;
@@ -259,7 +266,7 @@ json bench_waiters(const Options& o, asio::io_context& io, asio::ssl::context& s
     }
     io.stop();  // the remaining waiters are simply dropped
   };
-  asio::co_spawn(io, approver(), asio::detached);
+  asio::co_spawn(io, approver(), rethrow);
   io.run();
   out["mode"] = "waiters";
   out["waiters"] = o.n;

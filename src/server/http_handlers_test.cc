@@ -72,6 +72,9 @@ class FailingCommitStore final : public store::Store {
   Result<std::vector<api::Request>> list_requests(const store::RequestFilter& f) override {
     return s_.list_requests(f);
   }
+  Result<std::vector<api::Request>> live_grants(const store::GrantKey& k, int64_t now) override {
+    return s_.live_grants(k, now);
+  }
   Result<std::vector<int64_t>> pending_due(int64_t now, int limit) override { return s_.pending_due(now, limit); }
   Result<int64_t> count_requests(std::optional<api::State> st) override { return s_.count_requests(st); }
   Result<audit::Row> append_audit(int64_t at, std::string_view actor, std::string_view action, int64_t id,

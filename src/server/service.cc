@@ -22,7 +22,6 @@ using nlohmann::json;
 constexpr int kExpirePerCall = 500;  // expire_due() bound per timer tick
 constexpr int kListMaxPages = 20;    // list_requests() over-fetch bound
 constexpr int kListMaxLimit = 1000;
-constexpr int kGrantScan = 200;  // newest approved requests checked for grant reuse
 constexpr std::string_view kBearer = "Bearer ";
 constexpr std::string_view kTokenPrefix = "hoop_";
 constexpr size_t kTokenIdLen = 16;
@@ -337,16 +336,11 @@ Result<Principal> Service::authenticate(std::string_view header) {
 }
 
 Result<std::optional<api::Request>> Service::find_live_grant(const api::Request& want, int64_t now) {
-  // Bounded scan of this user's newest approved requests on this host.
-  store::RequestFilter f{api::State::approved, want.user, want.host, 0, kGrantScan};
-  auto list = impl_->store.list_requests(f);
+  auto list = impl_->store.live_grants({want.host, want.user, want.run_as, want.path, want.digest}, now);
   if (!list) return list.error();
-  for (auto& r : *list) {
-    if (r.action == policy::action_name(policy::Action::review) && r.run_as == want.run_as &&
-        r.argv == want.argv && r.path == want.path && r.digest == want.digest &&
-        now < r.grant_expires_at_ms)
+  for (auto& r : *list)
+    if (r.action == policy::action_name(policy::Action::review) && r.argv == want.argv)
       return std::optional<api::Request>(std::move(r));
-  }
   return std::optional<api::Request>();
 }
 

@@ -124,6 +124,9 @@ class FlakyStore final : public store::Store {
   Result<std::vector<api::Request>> list_requests(const store::RequestFilter& f) override {
     return s_.list_requests(f);
   }
+  Result<std::vector<api::Request>> live_grants(const store::GrantKey& k, int64_t now) override {
+    return s_.live_grants(k, now);
+  }
   Result<std::vector<int64_t>> pending_due(int64_t now, int limit) override {
     return s_.pending_due(now, limit);
   }

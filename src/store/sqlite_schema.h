@@ -40,6 +40,7 @@ CREATE INDEX requests_state ON requests(state);
 CREATE INDEX requests_user ON requests(user);
 CREATE INDEX requests_host ON requests(host);
 CREATE INDEX requests_due ON requests(expires_at) WHERE state = 'pending';
+CREATE INDEX requests_grants ON requests(host, user, digest) WHERE state = 'approved';
 CREATE TABLE decisions (
   request_id INTEGER NOT NULL REFERENCES requests(id),
   reviewer TEXT NOT NULL, approve INTEGER NOT NULL, comment TEXT NOT NULL, at INTEGER NOT NULL,
@@ -80,6 +81,7 @@ enum Q : size_t {
   kInsertDecision,
   kDecisionsOf,
   kPendingDue,
+  kLiveGrants,
   kCountAll,
   kCountState,
   kAuditTail,
@@ -111,6 +113,9 @@ inline constexpr std::array<const char*, kNumQ> kSql = {
     "SELECT reviewer, approve, comment, at FROM decisions WHERE request_id = ?1 ORDER BY at, rowid",
     "SELECT id FROM requests INDEXED BY requests_due WHERE state = 'pending' AND expires_at <= ?1 "
     "ORDER BY expires_at, id LIMIT ?2",
+    "SELECT " HOOP_REQUEST_COLS " FROM requests INDEXED BY requests_grants WHERE state = 'approved' "
+    "AND host = ?1 AND user = ?2 AND digest = ?3 AND run_as = ?4 AND path = ?5 "
+    "AND grant_expires_at > ?6 ORDER BY id DESC LIMIT 50",
     "SELECT count(*) FROM requests",
     "SELECT count(*) FROM requests WHERE state = ?1",
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",

@@ -263,6 +263,33 @@ class SqliteStore final : public Store {
     });
   }
 
+  Result<std::vector<api::Request>> live_grants(const GrantKey& k, int64_t now_ms) override {
+    return snapshot([&]() -> Result<std::vector<api::Request>> {
+      auto s = stmt(kLiveGrants);
+      if (!s) return s.error();
+      std::vector<api::Request> out;
+      {
+        Query q(*s);
+        q.bind(1, k.host);
+        q.bind(2, k.user);
+        q.bind(3, k.digest);
+        q.bind(4, k.run_as);
+        q.bind(5, k.path);
+        q.bind(6, now_ms);
+        int rc;
+        while ((rc = q.step()) == SQLITE_ROW) {
+          auto r = read_request(q);
+          if (!r) return r.error();
+          out.push_back(std::move(r.value()));
+        }
+        if (rc != SQLITE_DONE) return db_error(db_, rc, "live grants");
+      }
+      for (auto& r : out)
+        if (auto st = load_decisions(r); !st) return st.error();
+      return out;
+    });
+  }
+
   Result<std::vector<int64_t>> pending_due(int64_t now_ms, int limit) override {
     auto s = stmt(kPendingDue);
     if (!s) return s.error();

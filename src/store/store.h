@@ -44,6 +44,15 @@ struct RequestFilter {
   int limit = 100;        // 1..1000
 };
 
+/// What a grant is pinned to, besides argv (compared by the caller).
+struct GrantKey {
+  std::string host;
+  std::string user;
+  std::string run_as;
+  std::string path;
+  std::string digest;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -74,6 +83,9 @@ class Store {
   virtual Status add_decision(int64_t request_id, const api::Decision& d) = 0;
   /// Newest first.
   virtual Result<std::vector<api::Request>> list_requests(const RequestFilter& f) = 0;
+  /// Approved requests matching `k` whose grant is live at now_ms, newest
+  /// first, at most 50 (indexed: cheap on every filing).
+  virtual Result<std::vector<api::Request>> live_grants(const GrantKey& k, int64_t now_ms) = 0;
   /// Pending requests with expires_at_ms <= now_ms, oldest first, at most `limit`.
   virtual Result<std::vector<int64_t>> pending_due(int64_t now_ms, int limit) = 0;
   /// Number of requests in `state` (all when nullopt), for /metrics.
