@@ -336,7 +336,8 @@ Result<Principal> Service::authenticate(std::string_view header) {
 }
 
 Result<std::optional<api::Request>> Service::find_live_grant(const api::Request& want, int64_t now) {
-  auto list = impl_->store.live_grants({want.host, want.user, want.run_as, want.path, want.digest}, now);
+  auto list =
+      impl_->store.live_grants({want.host, want.user, want.run_as, want.argv, want.path, want.digest}, now);
   if (!list) return list.error();
   for (auto& r : *list)
     if (r.action == policy::action_name(policy::Action::review) && r.argv == want.argv)

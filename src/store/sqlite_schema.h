@@ -115,7 +115,7 @@ inline constexpr std::array<const char*, kNumQ> kSql = {
     "ORDER BY expires_at, id LIMIT ?2",
     "SELECT " HOOP_REQUEST_COLS " FROM requests INDEXED BY requests_grants WHERE state = 'approved' "
     "AND host = ?1 AND user = ?2 AND digest = ?3 AND run_as = ?4 AND path = ?5 "
-    "AND grant_expires_at > ?6 ORDER BY id DESC LIMIT 50",
+    "AND argv = ?6 AND grant_expires_at > ?7 ORDER BY id DESC LIMIT 50",
     "SELECT count(*) FROM requests",
     "SELECT count(*) FROM requests WHERE state = ?1",
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",

@@ -264,6 +264,9 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<api::Request>> live_grants(const GrantKey& k, int64_t now_ms) override {
+    // argv is compared in its stored encoding, so only exact matches come back.
+    auto argv = encode_strings(k.argv, "argv");
+    if (!argv) return argv.error();
     return snapshot([&]() -> Result<std::vector<api::Request>> {
       auto s = stmt(kLiveGrants);
       if (!s) return s.error();
@@ -275,7 +278,8 @@ class SqliteStore final : public Store {
         q.bind(3, k.digest);
         q.bind(4, k.run_as);
         q.bind(5, k.path);
-        q.bind(6, now_ms);
+        q.bind(6, *argv);
+        q.bind(7, now_ms);
         int rc;
         while ((rc = q.step()) == SQLITE_ROW) {
           auto r = read_request(q);

@@ -354,6 +354,38 @@ TEST_F(StoreTest, PendingDueAndCounts) {
   EXPECT_EQ(*store_->count_requests(api::State::denied), 0);
 }
 
+TEST_F(StoreTest, LiveGrantsMatchEveryPinnedFieldAndTheClock) {
+  api::Request granted = sample();
+  granted.state = api::State::approved;
+  granted.grant_expires_at_ms = 1000;
+  const int64_t id = insert(granted);
+  api::Request pending = sample();  // same command, not approved: never a grant
+  insert(pending);
+
+  GrantKey k{granted.host, granted.user, granted.run_as, granted.argv, granted.path, granted.digest};
+  auto hit = store_->live_grants(k, 999);
+  ASSERT_TRUE(hit) << hit.error().message;
+  ASSERT_EQ(hit->size(), 1u);
+  EXPECT_EQ((*hit)[0].id, id);
+  EXPECT_TRUE(store_->live_grants(k, 1000)->empty());  // expired at its deadline
+
+  auto miss = [&](GrantKey other) { return store_->live_grants(other, 0)->empty(); };
+  GrantKey x = k;
+  x.argv.back() += "x";
+  EXPECT_TRUE(miss(x));
+  x = k;
+  x.argv.push_back("more");
+  EXPECT_TRUE(miss(x));
+  x = k;
+  x.digest[0] = x.digest[0] == 'a' ? 'b' : 'a';
+  EXPECT_TRUE(miss(x));
+  for (auto field : {&GrantKey::host, &GrantKey::user, &GrantKey::run_as, &GrantKey::path}) {
+    x = k;
+    x.*field += "2";
+    EXPECT_TRUE(miss(x));
+  }
+}
+
 TEST_F(StoreTest, TokensAndRevocation) {
   const Token host{"00000000000000aa", TokenKind::host, "web1", std::string(64, '1'), "rack 4", 10, 0};
   const Token user{"00000000000000bb", TokenKind::user, "bob", std::string(64, '2'), "", 20, 0};

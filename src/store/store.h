@@ -44,11 +44,12 @@ struct RequestFilter {
   int limit = 100;        // 1..1000
 };
 
-/// What a grant is pinned to, besides argv (compared by the caller).
+/// Everything a grant is pinned to.
 struct GrantKey {
   std::string host;
   std::string user;
   std::string run_as;
+  std::vector<std::string> argv;
   std::string path;
   std::string digest;
 };
@@ -83,8 +84,8 @@ class Store {
   virtual Status add_decision(int64_t request_id, const api::Decision& d) = 0;
   /// Newest first.
   virtual Result<std::vector<api::Request>> list_requests(const RequestFilter& f) = 0;
-  /// Approved requests matching `k` whose grant is live at now_ms, newest
-  /// first, at most 50 (indexed: cheap on every filing).
+  /// Approved requests matching all of `k` whose grant is live at now_ms,
+  /// newest first, at most 50 (indexed and exact: cheap on every filing).
   virtual Result<std::vector<api::Request>> live_grants(const GrantKey& k, int64_t now_ms) = 0;
   /// Pending requests with expires_at_ms <= now_ms, oldest first, at most `limit`.
   virtual Result<std::vector<int64_t>> pending_due(int64_t now_ms, int limit) = 0;
