@@ -53,12 +53,17 @@ constexpr size_t kWatchBytes = 64;           // per read of the long-poll watche
 constexpr size_t kDrainLimit = 2 * api::kMaxBodyBytes;
 constexpr milliseconds kLingerMax{5000};
 constexpr milliseconds kTick{1000};
-// A TLS handshake needs tens of KiB of scratch memory (key exchange,
-// transcript, certificate) that malloc keeps after it is freed. 5,000
-// clients connecting at once would leave the heap at its storm-time peak;
-// a few handshakes at a time cost no throughput on one thread and keep
-// that peak small. The others wait, bounded by read_timeout.
+// A TLS handshake in progress holds ~40 KiB (OpenSSL's record buffers and
+// handshake state) until the client's Finished arrives. 5,000 clients
+// connecting at once would push the heap to 200 MB, and malloc keeps that
+// peak. So a handshake starts only when its ClientHello is there (a silent
+// client holds no slot), at most kMaxHandshakes run at once (one thread
+// gains nothing from more), and one that stalls longer than kSlotHold gives
+// its slot up (it may still finish), so stalling clients cannot block the
+// queue for a whole read_timeout. Waiting in the queue counts against
+// read_timeout.
 constexpr size_t kMaxHandshakes = 32;
+constexpr std::chrono::milliseconds kSlotHold{1000};
 
 /// A string body that grows with what arrives. Beast's string_body reserves
 /// Content-Length up front, which would let idle clients that merely
@@ -98,8 +103,8 @@ class SessionBase {
  public:
   virtual ~SessionBase() = default;
   virtual void abort() = 0;
-  /// Starts a TLS handshake that waited for a slot; false if the session
-  /// closed meanwhile (its slot goes to the next one).
+  /// Starts a TLS handshake that was given a slot; false if the session
+  /// closed meanwhile (the slot goes to the next one).
   virtual bool begin_handshake() { return false; }
 };
 
@@ -113,17 +118,36 @@ struct Shared {
   Metrics* metrics;
   milliseconds read_timeout;
   std::unordered_set<SessionBase*> sessions;
-  // TLS handshakes in flight, and sessions waiting for a slot (see kMaxHandshakes).
-  size_t handshakes = 0;
-  // Owned here while queued: nothing else holds a session that has not started any I/O.
+  // TLS handshake admission (see kMaxHandshakes): who holds a slot since
+  // when, and who waits for one (owned here: a queued session has no I/O
+  // pending that would keep it alive).
+  struct Slot {
+    SessionBase* session;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<Slot> handshaking;
   std::deque<std::shared_ptr<SessionBase>> handshake_queue;
 
-  void handshake_done() {
-    --handshakes;
-    while (!handshake_queue.empty()) {
+  void request_slot(std::shared_ptr<SessionBase> s) {
+    handshake_queue.push_back(std::move(s));
+    admit();
+  }
+  /// A handshake ended (done, failed or closed); no-op if it had forfeited.
+  void release_slot(SessionBase* s) {
+    std::erase_if(handshaking, [s](const Slot& slot) { return slot.session == s; });
+    admit();
+  }
+  /// Called every tick: stalled handshakes give their slot to the queue.
+  void forfeit_stalled(std::chrono::steady_clock::time_point now) {
+    std::erase_if(handshaking, [now](const Slot& slot) { return now - slot.since >= kSlotHold; });
+    admit();
+  }
+  void admit() {
+    while (handshaking.size() < kMaxHandshakes && !handshake_queue.empty()) {
       auto next = std::move(handshake_queue.front());
       handshake_queue.pop_front();
-      if (next->begin_handshake()) return;  // the slot passed on
+      handshaking.push_back({next.get(), std::chrono::steady_clock::now()});
+      if (!next->begin_handshake()) handshaking.pop_back();  // closed while queued
     }
   }
 };
@@ -149,12 +173,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void start() {
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       arm(sh_->read_timeout);  // covers the wait for a handshake slot too
-      if (sh_->handshakes < kMaxHandshakes) {
-        ++sh_->handshakes;
-        handshake();
-      } else {
-        sh_->handshake_queue.push_back(this->shared_from_this());
-      }
+      // Ask for a slot only once the ClientHello is here: silent clients cost
+      // no slot. The readiness wait reads nothing, so OpenSSL sees every byte.
+      stream_.socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](error_code ec) {
+        if (self->phase_ == Phase::closed) return;
+        if (ec) return self->close();
+        self->sh_->request_slot(self);
+      });
     } else {
       do_read();
     }
@@ -163,7 +188,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool begin_handshake() override {
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       if (phase_ == Phase::closed) return false;
-      ++sh_->handshakes;
       handshake();
       return true;
     }
@@ -178,7 +202,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void handshake() {
     stream_.async_handshake([self = this->shared_from_this()](error_code ec, size_t) {
-      self->sh_->handshake_done();  // exactly once per started handshake, also on failure
+      self->sh_->release_slot(self.get());  // also on failure and close
       if (self->phase_ == Phase::closed) return;
       if (ec) return self->close();
       self->do_read();
@@ -491,6 +515,7 @@ struct Server::Impl {
     tick.async_wait([this](error_code ec) {
       if (ec || stopped) return;
       service.expire_due();
+      shared->forfeit_stalled(std::chrono::steady_clock::now());
       do_tick();
     });
   }

@@ -40,7 +40,7 @@ CREATE INDEX requests_state ON requests(state);
 CREATE INDEX requests_user ON requests(user);
 CREATE INDEX requests_host ON requests(host);
 CREATE INDEX requests_due ON requests(expires_at) WHERE state = 'pending';
-CREATE INDEX requests_grants ON requests(host, user, digest) WHERE state = 'approved';
+CREATE INDEX requests_grants ON requests(host, user, digest, argv) WHERE state = 'approved';
 CREATE TABLE decisions (
   request_id INTEGER NOT NULL REFERENCES requests(id),
   reviewer TEXT NOT NULL, approve INTEGER NOT NULL, comment TEXT NOT NULL, at INTEGER NOT NULL,
