@@ -75,7 +75,8 @@ digest=$(sha256sum /usr/bin/env | cut -d' ' -f1)
 curl -sS --cacert "$work/ca.pem" -H "Authorization: Bearer $host_token" \
   -d '{"user":"alice","run_as":"root","argv":["systemctl","restart","nginx"],
        "path":"/usr/bin/systemctl","digest":"'"$digest"'","cwd":"/home/alice","tty":"/dev/pts/0",
-       "reason":"deploy 1.4.2"}' "$url/v1/requests" | python3 -m json.tool | head -n 12
+       "reason":"deploy 1.4.2"}' "$url/v1/requests" |
+  python3 -c 'import json,sys; r=json.load(sys.stdin); print({k: r[k] for k in ("id","host","user","argv","state","rule","reviewers","approvals_required")})' 
 
 export HOOP_SERVER=$url HOOP_CA=$work/ca.pem
 step "alice tries to approve her own request: refused by the server"
