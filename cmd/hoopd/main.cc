@@ -418,7 +418,7 @@ int run(int argc, char** argv) {
       "  hoopd token create --config /etc/hoop/hoopd.toml --host web1 > host.token\n"
       "  hoopd token create --config /etc/hoop/hoopd.toml --user bob --note 'laptop'\n"
       "  hoopd audit verify --config /etc/hoop/hoopd.toml\n"
-      "See hoopd(8), hoop-policy(5) and hoopctl(1).");
+      "See hoopd(8), hoop-policy(5) and hoopctl(1).\n");
 
   std::string config;
   auto add_config = [&config](CLI::App* sub) {
@@ -484,6 +484,14 @@ int run(int argc, char** argv) {
       "changed, removed or reordered (exit 1). Safe while hoopd runs.\n"
       "Example:\n  hoopd audit verify -c /etc/hoop/hoopd.toml");
 
+  // CLI11 would call a mistyped command "a subcommand is required"; say what it is.
+  const std::string first = argc > 1 ? argv[1] : "";
+  if (!first.empty() && first[0] != '-' && first != "serve" && first != "token" && first != "policy" &&
+      first != "audit") {
+    std::fprintf(stderr, "hoopd: unknown command '%s'; commands: serve, token, policy, audit (see hoopd --help)\n",
+                 hoop::escape_for_terminal(argv[1]).c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

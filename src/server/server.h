@@ -7,7 +7,8 @@
 // MUST: every read is bounded in time (read_timeout: TLS handshake, whole
 // request, idle keep-alive) and size (16 KiB of headers, api::kMaxBodyBytes
 // of body); connections beyond max_connections are closed at once.
-// MUST: an open long-poll costs a few KiB (5,000 waiters < 100 MB in all).
+// MUST: an open long-poll costs a few KiB (5,000 waiters < 100 MB in all,
+// TLS included: see TlsStream, and the handshake admission in server.cc).
 //
 // Long-polls notice a client that leaves: while a wait is open the session
 // keeps one small read pending on the connection; when it fails (FIN, RST,
