@@ -6,6 +6,8 @@
 #include "server/handlers.h"
 
 #include <gtest/gtest.h>
+
+#include "store/failing_store.h"
 #include <stdlib.h>
 
 #include <boost/asio/io_context.hpp>
@@ -45,49 +47,7 @@ const std::string kDigest(64, 'a');
 const std::string kNewRequest = R"({"user":"alice","argv":["systemctl","restart","nginx"],)"
                                 R"("path":"/usr/bin/systemctl","digest":")" + kDigest + R"("})";
 
-/// Wraps the real store; its commit fails on demand (a full disk).
-class FailingCommitStore final : public store::Store {
- public:
-  explicit FailingCommitStore(store::Store& s) : s_(s) {}
-  bool fail = false;
-  Status begin() override { return s_.begin(); }
-  Status commit() override {
-    if (!fail) return s_.commit();
-    s_.rollback();
-    return make_error(Errc::io, "disk full");
-  }
-  void rollback() override { s_.rollback(); }
-  bool in_transaction() const override { return s_.in_transaction(); }
-  Status savepoint() override { return s_.savepoint(); }
-  Status release() override { return s_.release(); }
-  void rollback_to() override { s_.rollback_to(); }
-  Status insert_token(const store::Token& t) override { return s_.insert_token(t); }
-  Result<std::optional<store::Token>> find_token(std::string_view id) override { return s_.find_token(id); }
-  Result<std::vector<store::Token>> list_tokens() override { return s_.list_tokens(); }
-  Status revoke_token(std::string_view id, int64_t at) override { return s_.revoke_token(id, at); }
-  Result<int64_t> insert_request(const api::Request& r) override { return s_.insert_request(r); }
-  Result<std::optional<api::Request>> get_request(int64_t id) override { return s_.get_request(id); }
-  Status update_request(const api::Request& r) override { return s_.update_request(r); }
-  Status add_decision(int64_t id, const api::Decision& d) override { return s_.add_decision(id, d); }
-  Result<std::vector<api::Request>> list_requests(const store::RequestFilter& f) override {
-    return s_.list_requests(f);
-  }
-  Result<std::vector<api::Request>> live_grants(const store::GrantKey& k, int64_t now) override {
-    return s_.live_grants(k, now);
-  }
-  Result<std::vector<int64_t>> pending_due(int64_t now, int limit) override { return s_.pending_due(now, limit); }
-  Result<int64_t> count_requests(std::optional<api::State> st) override { return s_.count_requests(st); }
-  Result<audit::Row> append_audit(int64_t at, std::string_view actor, std::string_view action, int64_t id,
-                                  std::string_view detail) override {
-    return s_.append_audit(at, actor, action, id, detail);
-  }
-  Result<std::vector<audit::Row>> read_audit(int64_t after, int limit) override {
-    return s_.read_audit(after, limit);
-  }
-
- private:
-  store::Store& s_;
-};
+using FailingCommitStore = store::FailingCommitStore;
 
 struct Answer {
   unsigned status = 0;
@@ -475,9 +435,9 @@ TEST_F(HandlersTest, AuditIsForPersonalCredentials) {
 
 TEST_F(HandlersTest, FailedCommitAnswers503AndKeepsNothing) {
   const std::string before = snapshot();
-  store_->fail = true;
+  store_->fail_commit = true;
   expect_error(post("/v1/requests", host_, kNewRequest), 503, "unavailable");
-  store_->fail = false;
+  store_->fail_commit = false;
   EXPECT_EQ(snapshot(), before);
 }
 

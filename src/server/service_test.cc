@@ -7,6 +7,8 @@
 #include "server/service.h"
 
 #include <gtest/gtest.h>
+
+#include "store/failing_store.h"
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -96,52 +98,7 @@ api::NewRequest reboot() {
   return r;
 }
 
-/// The real store, with a commit that fails on demand (disk full, I/O error).
-class FlakyStore final : public store::Store {
- public:
-  explicit FlakyStore(store::Store& s) : s_(s) {}
-  bool fail_commit = false;
-
-  Status begin() override { return s_.begin(); }
-  Status commit() override {
-    if (!fail_commit) return s_.commit();
-    s_.rollback();
-    return make_error(Errc::io, "disk I/O error");
-  }
-  void rollback() override { s_.rollback(); }
-  bool in_transaction() const override { return s_.in_transaction(); }
-  Status savepoint() override { return s_.savepoint(); }
-  Status release() override { return s_.release(); }
-  void rollback_to() override { s_.rollback_to(); }
-  Status insert_token(const store::Token& t) override { return s_.insert_token(t); }
-  Result<std::optional<store::Token>> find_token(std::string_view id) override { return s_.find_token(id); }
-  Result<std::vector<store::Token>> list_tokens() override { return s_.list_tokens(); }
-  Status revoke_token(std::string_view id, int64_t at) override { return s_.revoke_token(id, at); }
-  Result<int64_t> insert_request(const api::Request& r) override { return s_.insert_request(r); }
-  Result<std::optional<api::Request>> get_request(int64_t id) override { return s_.get_request(id); }
-  Status update_request(const api::Request& r) override { return s_.update_request(r); }
-  Status add_decision(int64_t id, const api::Decision& d) override { return s_.add_decision(id, d); }
-  Result<std::vector<api::Request>> list_requests(const store::RequestFilter& f) override {
-    return s_.list_requests(f);
-  }
-  Result<std::vector<api::Request>> live_grants(const store::GrantKey& k, int64_t now) override {
-    return s_.live_grants(k, now);
-  }
-  Result<std::vector<int64_t>> pending_due(int64_t now, int limit) override {
-    return s_.pending_due(now, limit);
-  }
-  Result<int64_t> count_requests(std::optional<State> st) override { return s_.count_requests(st); }
-  Result<audit::Row> append_audit(int64_t at, std::string_view actor, std::string_view action, int64_t id,
-                                  std::string_view detail) override {
-    return s_.append_audit(at, actor, action, id, detail);
-  }
-  Result<std::vector<audit::Row>> read_audit(int64_t after, int limit) override {
-    return s_.read_audit(after, limit);
-  }
-
- private:
-  store::Store& s_;
-};
+using FlakyStore = store::FailingCommitStore;
 
 class ServiceTest : public ::testing::Test {
  protected:
