@@ -319,8 +319,9 @@ int wait_for_decision(client::Client& cl, api::Request& r, std::optional<millise
 // the wait loop then cancels the request instead of leaving it pending.
 void catch_signals(bool on) {
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) (void)std::signal(s, on ? &on_signal : SIG_DFL);
-  // libcurl runs with NOSIGNAL: a server closing the TLS connection must
-  // be an error, not a silent death.
+  // A server closing the connection mid-write must be an error from the
+  // client, not a silent death of the privileged process.
+
   (void)std::signal(SIGPIPE, on ? SIG_IGN : SIG_DFL);
 }
 

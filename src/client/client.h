@@ -1,11 +1,12 @@
 #pragma once
-// The hoopd HTTP client (libcurl), shared by the reviewer verbs and, later,
-// by the setuid `hoopctl run` path.
+// The hoopd HTTP client (HTTP/1.1 over Boost.Beast, TLS by OpenSSL), shared
+// by the reviewer verbs and the setuid `hoopctl run` path.
 // MUST: never log, print or put the bearer token in an error message.
-// MUST NOT: follow redirects, use proxies from the environment, decompress,
-//           or read more than ClientOptions::max_response_bytes.
-// MUST (callers running privileged): scrub the environment before the first
-//           Client is created; libcurl reads some variables at global init.
+// MUST NOT: follow redirects, use proxies, decompress, or read more than
+//           ClientOptions::max_response_bytes.
+// The client itself reads no environment variable; OpenSSL (OPENSSL_CONF,
+// SSL_CERT_FILE, SSL_CERT_DIR) and the libc resolver ignore theirs in a
+// setuid process. Privileged callers scrub the environment regardless.
 
 #include <chrono>
 #include <cstdint>
@@ -66,13 +67,19 @@ struct AuditRow {
   std::string hash;
 };
 
-/// A connection to hoopd: one libcurl easy handle, reused so calls share a
-/// keep-alive connection. Not thread-safe; one per thread. Each typed call
-/// can hand back the server's raw JSON (`raw`) for `--json` output.
+/// A connection to hoopd: one keep-alive HTTP/1.1 connection, opened by the
+/// first call and reused by the next ones. When the server has closed it
+/// meanwhile, the client reconnects; it resends a request only when the
+/// server cannot have acted on it (a GET, or a send that failed). Every
+/// call blocks until answered or timed out; a network failure or timeout is
+/// Errc::unavailable with the URL in the message. Not thread-safe; one per
+/// thread. Each typed call can hand back the server's raw JSON (`raw`) for
+/// `--json` output.
 class Client {
  public:
-  /// Validates the options (URL scheme, no control characters in the token)
-  /// and initialises libcurl once per process.
+  /// Validates the options (URL shape, no control characters in the token);
+  /// does not connect. CA, certificate and key files are read by the first
+  /// call, whose error says which one failed.
   static Result<Client> create(ClientOptions opts);
 
   Client(Client&&) noexcept;

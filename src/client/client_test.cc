@@ -3,12 +3,17 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -31,12 +36,16 @@ std::string http(int status, const std::string& body, const std::string& extra =
          extra + "\r\n" + body;
 }
 
-// A one-thread HTTP/1.1 responder on 127.0.0.1: enough to see what the
-// client sends and to feed it canned answers, keep-alive included.
+// A one-thread HTTP/1.1 responder on 127.0.0.1, over TLS when given an
+// SSL_CTX: enough to see what the client sends and to feed it canned
+// answers, keep-alive included. A handler answering "" makes it hang up
+// without answering; `close_after_answer` hangs up after each answer, as a
+// server does with an idle keep-alive connection.
 class FakeServer {
  public:
   using Handler = std::function<std::string(const Seen&)>;
-  explicit FakeServer(Handler h) : handler_(std::move(h)) {
+  explicit FakeServer(Handler h, SSL_CTX* tls = nullptr, bool close_after_answer = false)
+      : handler_(std::move(h)), tls_(tls), close_after_answer_(close_after_answer) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -53,7 +62,9 @@ class FakeServer {
     thread_.join();
     ::close(fd_);
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url(const char* scheme = "http", const char* host = "127.0.0.1") const {
+    return std::string(scheme) + "://" + host + ":" + std::to_string(port_);
+  }
   int accepts() const { return accepts_; }
   std::vector<Seen> seen() {
     std::lock_guard<std::mutex> l(mu_);
@@ -61,30 +72,50 @@ class FakeServer {
   }
 
  private:
-  bool wait_readable(int fd) {
-    pollfd p{fd, POLLIN, 0};
+  struct Conn {
+    int fd;
+    SSL* ssl;
+  };
+  bool wait_readable(const Conn& c) {
+    if (c.ssl != nullptr && SSL_pending(c.ssl) > 0) return true;
+    pollfd p{c.fd, POLLIN, 0};
     while (!stop_) {
       if (::poll(&p, 1, 50) > 0) return true;
     }
     return false;
   }
+  static ssize_t read_some(const Conn& c, char* buf, size_t n) {
+    if (c.ssl == nullptr) return ::read(c.fd, buf, n);
+    return SSL_read(c.ssl, buf, static_cast<int>(n));
+  }
+  static bool write_all(const Conn& c, const std::string& s) {
+    if (c.ssl == nullptr)
+      return ::send(c.fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+    return SSL_write(c.ssl, s.data(), static_cast<int>(s.size())) == static_cast<int>(s.size());
+  }
   void loop() {
-    while (wait_readable(fd_)) {
-      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
+    while (wait_readable(Conn{fd_, nullptr})) {
+      const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
       ++accepts_;
-      serve(c);
-      ::close(c);
+      Conn c{fd, nullptr};
+      if (tls_ != nullptr) {
+        c.ssl = SSL_new(tls_);
+        SSL_set_fd(c.ssl, fd);
+      }
+      if (c.ssl == nullptr || SSL_accept(c.ssl) == 1) serve(c);
+      if (c.ssl != nullptr) SSL_free(c.ssl);
+      ::close(fd);
     }
   }
-  void serve(int c) {
+  void serve(const Conn& c) {
     std::string buf;
     char tmp[4096];
     for (;;) {
       size_t end;
       while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
         if (!wait_readable(c)) return;
-        const ssize_t n = ::read(c, tmp, sizeof tmp);
+        const ssize_t n = read_some(c, tmp, sizeof tmp);
         if (n <= 0) return;
         buf.append(tmp, static_cast<size_t>(n));
       }
@@ -100,7 +131,7 @@ class FakeServer {
       buf.erase(0, end + 4);
       while (buf.size() < clen) {
         if (!wait_readable(c)) return;
-        const ssize_t n = ::read(c, tmp, sizeof tmp);
+        const ssize_t n = read_some(c, tmp, sizeof tmp);
         if (n <= 0) return;
         buf.append(tmp, static_cast<size_t>(n));
       }
@@ -111,11 +142,13 @@ class FakeServer {
         seen_.push_back(s);
       }
       const std::string resp = handler_(s);
-      if (::write(c, resp.data(), resp.size()) != static_cast<ssize_t>(resp.size())) return;
+      if (resp.empty() || !write_all(c, resp) || close_after_answer_) return;
     }
   }
 
   Handler handler_;
+  SSL_CTX* tls_;
+  bool close_after_answer_;
   int fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -315,7 +348,7 @@ TEST(ClientHttp, CapsAnswerSize) {
   ASSERT_TRUE(c.ok());
   auto r = c->whoami();
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::too_large);
+  EXPECT_EQ(r.error().code, Errc::too_large) << r.error().message;
 }
 
 TEST(ClientHttp, NonJsonAnswerIsAnError) {
@@ -349,6 +382,388 @@ TEST(ClientHttp, UnreachableServerSaysWhere) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::unavailable);
   EXPECT_NE(r.error().message.find("cannot reach " + url), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find(kToken), std::string::npos);
+}
+
+TEST(ClientHttp, ReconnectsWhenTheServerClosedAnIdleConnection) {
+  FakeServer srv([](const Seen&) { return http(200, request_json(4).dump()); }, nullptr,
+                 /*close_after_answer=*/true);
+  auto c = make(srv.url());
+  ASSERT_TRUE(c.get_request(4).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the close reaches us
+  auto r = c.record_use(4);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(c.get_request(4).ok());
+  EXPECT_EQ(srv.accepts(), 3);
+  EXPECT_EQ(srv.seen().size(), 3u);  // nothing sent twice
+}
+
+TEST(ClientHttp, ConnectionCloseIsHonoured) {
+  FakeServer srv([](const Seen&) { return http(200, request_json(4).dump(), "Connection: close\r\n"); });
+  auto c = make(srv.url());
+  ASSERT_TRUE(c.get_request(4).ok());
+  ASSERT_TRUE(c.get_request(4).ok());
+  EXPECT_EQ(srv.accepts(), 2);
+}
+
+// The server hangs up on the second request of a kept-alive connection
+// without answering: a GET is safe to resend, a POST is not (the server
+// may have acted on it).
+TEST(ClientHttp, ResendsAGetButNeverAPostAfterALostAnswer) {
+  std::atomic<int> n{0};
+  FakeServer srv([&n](const Seen&) { return ++n == 2 ? std::string() : http(200, request_json(6).dump()); });
+  auto c = make(srv.url());
+  ASSERT_TRUE(c.get_request(6).ok());
+  auto r = c.get_request(6);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(srv.seen().size(), 3u);
+  EXPECT_EQ(srv.accepts(), 2);
+
+  n = 1;
+  auto p = c.record_use(6);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code, Errc::unavailable);
+  EXPECT_NE(p.error().message.find("cannot reach " + srv.url()), std::string::npos) << p.error().message;
+  auto seen = srv.seen();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[3].method, "POST");
+  ASSERT_TRUE(c.get_request(6).ok());  // and the client recovers
+}
+
+// A listening socket nobody accepts from: connections complete in the
+// kernel, requests go unanswered. With `fill`, the accept queue is full
+// and new connections hang in the handshake.
+class SilentServer {
+ public:
+  explicit SilentServer(bool fill) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 0) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      std::abort();
+    port_ = ntohs(a.sin_port);
+    for (int i = 0; fill && i < 2; ++i) {
+      const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      (void)::connect(c, reinterpret_cast<sockaddr*>(&a), len);
+      fillers_.push_back(c);
+    }
+    if (fill) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ~SilentServer() {
+    for (int c : fillers_) ::close(c);
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> fillers_;
+};
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+TEST(ClientTimeouts, UnansweredRequestTimesOut) {
+  SilentServer srv(false);
+  ClientOptions o;
+  o.server = srv.url();
+  o.request_timeout = milliseconds(300);
+  auto c = Client::create(o);
+  ASSERT_TRUE(c.ok());
+  const auto t0 = Clock::now();
+  auto r = c->whoami();
+  const auto took = Clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unavailable);
+  EXPECT_NE(r.error().message.find("no answer from " + srv.url() + " in time"), std::string::npos)
+      << r.error().message;
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, milliseconds(2000));
+}
+
+TEST(ClientTimeouts, LongPollGivesUpAfterWaitPlusSlack) {
+  SilentServer srv(false);
+  ClientOptions o;
+  o.server = srv.url();
+  o.request_timeout = milliseconds(100);  // not used by a long-poll
+  o.wait_slack = milliseconds(300);
+  auto c = Client::create(o);
+  ASSERT_TRUE(c.ok());
+  const auto t0 = Clock::now();
+  auto r = c->get_request(1, milliseconds(200));
+  const auto took = Clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unavailable);
+  EXPECT_GE(took, milliseconds(450));
+  EXPECT_LT(took, milliseconds(2500));
+}
+
+TEST(ClientTimeouts, ConnectTimesOut) {
+  SilentServer srv(true);
+  ClientOptions o;
+  o.server = srv.url();
+  o.connect_timeout = milliseconds(300);
+  auto c = Client::create(o);
+  ASSERT_TRUE(c.ok());
+  const auto t0 = Clock::now();
+  auto r = c->whoami();
+  const auto took = Clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unavailable);
+  EXPECT_NE(r.error().message.find("could not connect within"), std::string::npos) << r.error().message;
+  EXPECT_LT(took, milliseconds(2000));
+}
+
+TEST(ClientHttp, CapsChunkedAndUnsizedAnswers) {
+  const std::string big(100000, ' ');
+  for (const std::string& answer :
+       {std::string("HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n186a0\r\n") + big + "\r\n0\r\n\r\n",
+        std::string("HTTP/1.1 200 X\r\nConnection: close\r\n\r\n") + big}) {
+    FakeServer srv([&](const Seen&) { return answer; }, nullptr, /*close_after_answer=*/true);
+    ClientOptions o;
+    o.server = srv.url();
+    o.max_response_bytes = 50000;
+    auto c = Client::create(o);
+    ASSERT_TRUE(c.ok());
+    auto r = c->whoami();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::too_large) << r.error().message;
+  }
+}
+
+TEST(ClientHttp, ReadsLargeAnswersUnderTheCap) {
+  json many = {{"requests", json::array()}};
+  for (int i = 0; i < 2000; ++i) many["requests"].push_back(request_json(i + 1));
+  const std::string text = many.dump();
+  ASSERT_GT(text.size(), 300000u);
+  FakeServer srv([&](const Seen&) { return http(200, text); });
+  auto c = make(srv.url());
+  auto l = c.list_requests({});
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->size(), 2000u);
+}
+
+TEST(ClientHttp, ReadsChunkedAnswers) {
+  FakeServer srv([](const Seen&) {
+    return std::string("HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n") +
+           "10\r\n{\"kind\":\"user\",\"\r\n" + "c\r\nname\":\"bob\"}\r\n0\r\n\r\n";
+  });
+  auto c = make(srv.url());
+  auto r = c.whoami();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->name, "bob");
+}
+
+// ---- TLS -------------------------------------------------------------------------
+
+// A throwaway CA and server certificates, made with OpenSSL in memory and
+// written to a temporary directory for the client to load.
+class Pki {
+ public:
+  Pki() {
+    char tmpl[] = "/tmp/hoop-client-test-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) std::abort();
+    dir_ = tmpl;
+    ca_key_ = EVP_EC_gen("P-256");
+    ca_ = make_cert(ca_key_, "test CA", nullptr, nullptr, nullptr);
+    ca_file = write_cert("ca.pem", ca_);
+  }
+  ~Pki() {
+    for (X509* x : certs_) X509_free(x);
+    for (EVP_PKEY* k : keys_) EVP_PKEY_free(k);
+    for (SSL_CTX* c : ctxs_) SSL_CTX_free(c);
+    EVP_PKEY_free(ca_key_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  /// A server context whose certificate has `san` ("IP:127.0.0.1"); signed
+  /// by this CA, or by a stranger's when `trusted` is false. With
+  /// `want_client_cert`, clients must show a certificate from this CA.
+  SSL_CTX* server(const char* san, bool trusted = true, bool want_client_cert = false) {
+    EVP_PKEY* issuer_key = ca_key_;
+    X509* issuer = ca_;
+    if (!trusted) {
+      issuer_key = keep(EVP_EC_gen("P-256"));
+      issuer = make_cert(issuer_key, "stranger CA", nullptr, nullptr, nullptr);
+    }
+    EVP_PKEY* key = keep(EVP_EC_gen("P-256"));
+    X509* cert = make_cert(key, "hoopd", issuer, issuer_key, san);
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    ctxs_.push_back(ctx);
+    if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) std::abort();
+    if (want_client_cert) {
+      X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca_);
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
+    return ctx;
+  }
+
+  /// A client certificate and key from this CA, as PEM files.
+  std::pair<std::string, std::string> client_files() {
+    EVP_PKEY* key = keep(EVP_EC_gen("P-256"));
+    X509* cert = make_cert(key, "web1", ca_, ca_key_, nullptr);
+    const std::string key_file = dir_ + "/client.key";
+    FILE* f = std::fopen(key_file.c_str(), "w");
+    if (f == nullptr || PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
+      std::abort();
+    if (std::fclose(f) != 0) std::abort();
+    return {write_cert("client.pem", cert), key_file};
+  }
+
+  std::string ca_file;
+
+ private:
+  EVP_PKEY* keep(EVP_PKEY* k) {
+    keys_.push_back(k);
+    return k;
+  }
+  X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, const char* san) {
+    X509* x = X509_new();
+    certs_.push_back(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), ++serial_);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(issuer != nullptr ? issuer : x));
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, issuer != nullptr ? issuer : x, x, nullptr, nullptr, 0);
+    auto add = [&](int nid, const char* value) {
+      X509_EXTENSION* e = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+      if (e == nullptr) std::abort();
+      X509_add_ext(x, e, -1);
+      X509_EXTENSION_free(e);
+    };
+    add(NID_basic_constraints, issuer == nullptr ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    if (issuer == nullptr) add(NID_key_usage, "critical,keyCertSign,cRLSign");
+    if (san != nullptr) add(NID_subject_alt_name, san);
+    if (X509_sign(x, issuer_key != nullptr ? issuer_key : key, EVP_sha256()) == 0) std::abort();
+    return x;
+  }
+  std::string write_cert(const char* name, X509* x) {
+    std::string path = dir_ + "/" + name;
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr || PEM_write_X509(f, x) != 1 || std::fclose(f) != 0) std::abort();
+    return path;
+  }
+
+  std::string dir_;
+  EVP_PKEY* ca_key_ = nullptr;
+  X509* ca_ = nullptr;
+  long serial_ = 0;
+  std::vector<X509*> certs_;
+  std::vector<EVP_PKEY*> keys_;
+  std::vector<SSL_CTX*> ctxs_;
+};
+
+const FakeServer::Handler kWhoami = [](const Seen&) { return http(200, R"({"kind":"host","name":"web1"})"); };
+
+Result<Identity> whoami_over_tls(const std::string& url, const std::string& ca_file,
+                                 const std::string& cert = "", const std::string& key = "") {
+  ClientOptions o;
+  o.server = url;
+  o.ca_file = ca_file;
+  o.client_cert = cert;
+  o.client_key = key;
+  o.token = kToken;
+  o.connect_timeout = milliseconds(2000);
+  auto c = Client::create(o);
+  if (!c) return c.error();
+  auto r = c->whoami();
+  if (r) r = c->whoami();  // the second call rides the same connection
+  return r;
+}
+
+TEST(ClientTls, VerifiesAnIpAddressAgainstTheCertificatesIpSan) {
+  Pki pki;
+  FakeServer srv(kWhoami, pki.server("IP:127.0.0.1"));
+  auto r = whoami_over_tls(srv.url("https"), pki.ca_file);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->name, "web1");
+  EXPECT_EQ(srv.accepts(), 1);
+  EXPECT_NE(srv.seen().at(0).headers.find("Authorization: Bearer " + kToken), std::string::npos);
+
+  FakeServer other(kWhoami, pki.server("IP:127.0.0.2,DNS:127.0.0.1"));
+  auto bad = whoami_over_tls(other.url("https"), pki.ca_file);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::unavailable);
+  EXPECT_TRUE(bad.error().message.starts_with("TLS with " + other.url("https") + " failed"))
+      << bad.error().message;
+  EXPECT_NE(bad.error().message.find("IP address mismatch"), std::string::npos) << bad.error().message;
+  EXPECT_TRUE(other.seen().empty());  // the token never left
+}
+
+TEST(ClientTls, VerifiesAHostName) {
+  Pki pki;
+  FakeServer srv(kWhoami, pki.server("DNS:localhost"));
+  auto r = whoami_over_tls(srv.url("https", "localhost"), pki.ca_file);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+
+  auto bad = whoami_over_tls(srv.url("https", "127.0.0.1"), pki.ca_file);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("mismatch"), std::string::npos) << bad.error().message;
+}
+
+TEST(ClientTls, RefusesAnUntrustedCertificate) {
+  Pki pki;
+  FakeServer srv(kWhoami, pki.server("IP:127.0.0.1", /*trusted=*/false));
+  auto r = whoami_over_tls(srv.url("https"), pki.ca_file);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unavailable);
+  EXPECT_TRUE(r.error().message.starts_with("TLS with")) << r.error().message;
+  EXPECT_TRUE(srv.seen().empty());
+}
+
+TEST(ClientTls, PresentsAClientCertificate) {
+  Pki pki;
+  FakeServer srv(kWhoami, pki.server("IP:127.0.0.1", true, /*want_client_cert=*/true));
+  const auto [cert, key] = pki.client_files();
+  auto r = whoami_over_tls(srv.url("https"), pki.ca_file, cert, key);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+
+  auto bad = whoami_over_tls(srv.url("https"), pki.ca_file);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::unavailable);
+}
+
+TEST(ClientTls, UnreadableFilesAreTlsErrorsOnFirstUse) {
+  Pki pki;
+  FakeServer srv(kWhoami, pki.server("IP:127.0.0.1"));
+  auto r = whoami_over_tls(srv.url("https"), "/nonexistent/ca.pem");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unavailable);
+  EXPECT_TRUE(r.error().message.starts_with("TLS with")) << r.error().message;
+  EXPECT_NE(r.error().message.find("/nonexistent/ca.pem"), std::string::npos) << r.error().message;
+  auto k = whoami_over_tls(srv.url("https"), pki.ca_file, pki.ca_file, "/nonexistent/key.pem");
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.error().message.find("/nonexistent/key.pem"), std::string::npos) << k.error().message;
+}
+
+TEST(ClientTls, PlainHttpServerIsATlsError) {
+  // Answers the ClientHello the way an HTTP server answers garbage.
+  SilentServer srv(false);
+  const std::string url = "https" + srv.url().substr(4);
+  std::thread answer([&] {
+    const int c = ::accept4(srv.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    const std::string bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    (void)::send(c, bad.data(), bad.size(), MSG_NOSIGNAL);
+    ::close(c);
+  });
+  auto r = whoami_over_tls(url, "");
+  answer.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unavailable);
+  EXPECT_TRUE(r.error().message.starts_with("TLS with " + url + " failed")) << r.error().message;
   EXPECT_EQ(r.error().message.find(kToken), std::string::npos);
 }
 
