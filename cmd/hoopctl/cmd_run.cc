@@ -321,7 +321,6 @@ void catch_signals(bool on) {
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) (void)std::signal(s, on ? &on_signal : SIG_DFL);
   // A server closing the connection mid-write must be an error from the
   // client, not a silent death of the privileged process.
-
   (void)std::signal(SIGPIPE, on ? SIG_IGN : SIG_DFL);
 }
 
