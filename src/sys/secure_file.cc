@@ -21,35 +21,11 @@
 #include <memory>
 
 #include "common/escape.h"
+#include "sys/fd.h"
 
 namespace hoop::sys {
 namespace {
 
-/// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.fd_;
-      o.fd_ = -1;
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 std::string mode_text(mode_t m) {
   // Four octal digits, as chmod takes them.
@@ -130,6 +106,8 @@ Status check_dir(const struct stat& st, const std::string& dir, const std::strin
   return {};
 }
 
+}  // namespace
+
 // Walks from / to the directory that holds the file, one openat(O_NOFOLLOW)
 // per component, checking each directory on its descriptor. `dir` is already
 // canonical (realpath), so a link found on the way means something changed
@@ -168,7 +146,6 @@ Result<Fd> open_trusted_dir(const std::string& dir, const std::string& path) {
   return cur;
 }
 
-}  // namespace
 
 Result<std::string> read_root_owned_file(const std::string& path, size_t max_bytes) {
   if (path.empty() || path[0] != '/')
