@@ -33,6 +33,8 @@ constexpr const char* kStates[] = {"pending", "approved", "denied", "cancelled",
 struct Common {
   std::string server;
   std::string ca;
+  std::string client_cert;
+  std::string client_key;
   bool json = false;
 };
 
@@ -41,6 +43,10 @@ void add_common(CLI::App& sub, Common& c, bool with_json) {
                  "hoopd URL (default: $HOOP_SERVER, else `server` in " + std::string(kHostConfig) + ")");
   sub.add_option("--ca", c.ca,
                  "CA bundle for hoopd's certificate (default: $HOOP_CA, else `ca` in hoop.toml)");
+  sub.add_option("--client-cert", c.client_cert,
+                 "your certificate, when hoopd requires client certificates (default: $HOOP_CLIENT_CERT)");
+  sub.add_option("--client-key", c.client_key,
+                 "its private key, if not in the same PEM file (default: $HOOP_CLIENT_KEY)");
   if (with_json) sub.add_flag("--json", c.json, "print the server's JSON instead of a table");
 }
 
@@ -95,6 +101,10 @@ Result<Session> connect(const Common& c) {
   client::ClientOptions o;
   o.server = std::move(server);
   o.ca_file = std::move(ca);
+  // A reviewer's own certificate for a hoopd with [tls] client_ca; read as
+  // the reviewer (privilege is gone), never the host's root-only one.
+  o.client_cert = !c.client_cert.empty() ? c.client_cert : env("HOOP_CLIENT_CERT") ? env("HOOP_CLIENT_CERT") : "";
+  o.client_key = !c.client_key.empty() ? c.client_key : env("HOOP_CLIENT_KEY") ? env("HOOP_CLIENT_KEY") : "";
   o.token = std::move(*token);
   o.user_agent = "hoopctl";
   auto cl = client::Client::create(std::move(o));

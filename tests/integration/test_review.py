@@ -376,3 +376,42 @@ def test_health_and_metrics(server, tokens):
     new_request(server, tokens)
     st, text = server.api("GET", "/metrics")
     assert st == 200 and "hoopd_requests_created_total 1" in text
+
+
+def test_reviewer_with_client_certificate(sandbox, pki, hoopctl):
+    """A hoopd that requires client certificates ([tls] client_ca): a reviewer
+    presents their own certificate (read after privilege is dropped)."""
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    from conftest import DEFAULT_POLICY, Ctl, Server
+    root = Path(tempfile.mkdtemp(prefix="srv-", dir=sandbox))
+    os.chmod(root, 0o755)
+    s = Server(root, pki, DEFAULT_POLICY)
+    with open(s.config, "a") as f:
+        f.write(f'client_ca = "{pki}/ca.pem"\n')
+    d = Path(tempfile.mkdtemp(prefix="bobcert-", dir=sandbox))
+    os.chmod(d, 0o755)
+    for args in (["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=bob",
+                  "-keyout", str(d / "bob.key"), "-out", str(d / "bob.csr")],
+                 ["x509", "-req", "-in", str(d / "bob.csr"), "-CA", str(pki / "ca.pem"), "-CAkey",
+                  str(pki / "ca.key"), "-CAcreateserial", "-days", "1", "-out", str(d / "bob.pem")]):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    for f in ("bob.key", "bob.pem"):
+        os.chown(d / f, 61002, 61002)
+        os.chmod(d / f, 0o600)
+    s.start()
+    try:
+        ctl = Ctl(hoopctl, s)
+        bob = s.token("user", "bob")
+        r = ctl("bob", "whoami", token=bob)
+        assert r.returncode == EXIT_UNREACHABLE, r  # no certificate: the handshake fails
+        r = ctl("bob", "whoami", token=bob, env={"HOOP_CLIENT_CERT": str(d / "bob.pem"),
+                                                 "HOOP_CLIENT_KEY": str(d / "bob.key")})
+        assert r.returncode == 0 and "bob" in r.stdout, r
+        r = ctl("carol", "whoami", token=bob, env={"HOOP_CLIENT_CERT": str(d / "bob.pem"),
+                                                   "HOOP_CLIENT_KEY": str(d / "bob.key")})
+        assert r.returncode != 0  # carol cannot read bob's key: privilege was dropped first
+    finally:
+        s.stop()
