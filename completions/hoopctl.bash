@@ -7,7 +7,7 @@ _hoopctl() {
     _init_completion || return
 
     local verbs="run list show approve deny cancel whoami"
-    local common="--server --ca --help"
+    local common="--server --ca --client-cert --client-key --help"
 
     local verb="" i
     for ((i = 1; i < cword; i++)); do
@@ -68,8 +68,8 @@ _hoopctl() {
             compopt -o nospace
             return
             ;;
-        --ca)
-            _filedir '@(pem|crt|cer)'
+        --ca | --client-cert | --client-key)
+            _filedir '@(pem|crt|cer|key)'
             return
             ;;
         --state | -s)
