@@ -241,25 +241,13 @@ class SqliteStore final : public Store {
     return snapshot([&]() -> Result<std::vector<api::Request>> {
       auto s = list_stmt(mask);
       if (!s) return s.error();
-      std::vector<api::Request> out;
-      {
-        Query q(*s);
+      return read_requests(*s, "list requests", [&](Query& q) {
         q.bind(1, f.before_id > 0 ? f.before_id : std::numeric_limits<int64_t>::max());
         if (f.state) q.bind(2, std::string_view(api::state_name(*f.state)));
         if (f.user) q.bind(3, *f.user);
         if (f.host) q.bind(4, *f.host);
         q.bind(5, static_cast<int64_t>(std::clamp(f.limit, 1, 1000)));
-        int rc;
-        while ((rc = q.step()) == SQLITE_ROW) {
-          auto r = read_request(q);
-          if (!r) return r.error();
-          out.push_back(std::move(r.value()));
-        }
-        if (rc != SQLITE_DONE) return db_error(db_, rc, "list requests");
-      }
-      for (auto& r : out)
-        if (auto st = load_decisions(r); !st) return st.error();
-      return out;
+      });
     });
   }
 
@@ -270,9 +258,7 @@ class SqliteStore final : public Store {
     return snapshot([&]() -> Result<std::vector<api::Request>> {
       auto s = stmt(kLiveGrants);
       if (!s) return s.error();
-      std::vector<api::Request> out;
-      {
-        Query q(*s);
+      return read_requests(*s, "live grants", [&](Query& q) {
         q.bind(1, k.host);
         q.bind(2, k.user);
         q.bind(3, k.digest);
@@ -280,17 +266,7 @@ class SqliteStore final : public Store {
         q.bind(5, k.path);
         q.bind(6, *argv);
         q.bind(7, now_ms);
-        int rc;
-        while ((rc = q.step()) == SQLITE_ROW) {
-          auto r = read_request(q);
-          if (!r) return r.error();
-          out.push_back(std::move(r.value()));
-        }
-        if (rc != SQLITE_DONE) return db_error(db_, rc, "live grants");
-      }
-      for (auto& r : out)
-        if (auto st = load_decisions(r); !st) return st.error();
-      return out;
+      });
     });
   }
 
@@ -379,6 +355,27 @@ class SqliteStore final : public Store {
     }
     return slot;
   }
+  // Steps a SELECT of request rows (bound by `bind`), then loads each row's
+  // decisions once that statement has been reset.
+  template <class Bind>
+  Result<std::vector<api::Request>> read_requests(sqlite3_stmt* st, const char* what, Bind&& bind) {
+    std::vector<api::Request> out;
+    {
+      Query q(st);
+      bind(q);
+      int rc;
+      while ((rc = q.step()) == SQLITE_ROW) {
+        auto r = read_request(q);
+        if (!r) return r.error();
+        out.push_back(std::move(r.value()));
+      }
+      if (rc != SQLITE_DONE) return db_error(db_, rc, what);
+    }
+    for (auto& r : out)
+      if (auto st2 = load_decisions(r); !st2) return st2.error();
+    return out;
+  }
+
   Result<sqlite3_stmt*> stmt(Q q) { return prepare(stmts_[q], kSql[q]); }
   Result<sqlite3_stmt*> list_stmt(size_t mask) {
     if (list_stmts_[mask] != nullptr) return list_stmts_[mask];
