@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -72,6 +73,67 @@ struct ChildPlan {
   ::_exit(kExitChildFailed);
 }
 
+// Ends this process the way `sig` ended the command, so the monitor reports
+// 128 + sig (core dumps are off: RLIMIT_CORE is 0).
+[[noreturn]] void die_like(int sig) noexcept {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  (void)::sigaction(sig, &dfl, nullptr);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, sig);
+  (void)::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+  ::kill(::getpid(), sig);
+  ::_exit(128 + sig);  // a signal whose default is not to terminate
+}
+
+// The session leader between the monitor and a command that has a terminal,
+// running as the target user, all signals blocked. It exists for job
+// control: a session leader whose parent is outside the session heads an
+// orphaned process group, and the kernel drops Ctrl-Z's SIGTSTP for those.
+// With the command in its own group below us, Ctrl-Z stops the command;
+// we then stop ourselves (SIGSTOP), which the monitor sees and answers by
+// handing the caller's terminal back to the caller's shell. When the monitor
+// continues us (`fg`), we give the command the terminal again and continue
+// it. Signals the monitor forwards to us go on to the command's group. We
+// end as the command ended. Only async-signal-safe calls.
+[[noreturn]] void supervise(pid_t cmd) noexcept {
+  sigset_t wanted;
+  sigemptyset(&wanted);
+  for (int sig : {SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGTSTP, SIGCONT})
+    sigaddset(&wanted, sig);
+  for (;;) {
+    const int sig = ::sigwaitinfo(&wanted, nullptr);
+    if (sig < 0) continue;  // EINTR
+    if (sig == SIGCONT) continue;  // handled where we stopped ourselves
+    if (sig == SIGTSTP) {
+      ::kill(-cmd, SIGTSTP);  // from the monitor; the stop comes back as SIGCHLD
+      continue;
+    }
+    if (sig != SIGCHLD) {
+      ::kill(-cmd, sig);
+      continue;
+    }
+    for (;;) {
+      int st = 0;
+      const pid_t r = ::waitpid(cmd, &st, WNOHANG | WUNTRACED);
+      if (r == 0) break;
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        ::_exit(kExitChildFailed);  // cannot happen: cmd is our child
+      }
+      if (WIFEXITED(st)) ::_exit(WEXITSTATUS(st));
+      if (WIFSIGNALED(st)) die_like(WTERMSIG(st));
+      if (WIFSTOPPED(st)) {
+        ::kill(::getpid(), SIGSTOP);  // returns when the monitor continues us
+        (void)::tcsetpgrp(0, cmd);
+        ::kill(-cmd, SIGCONT);
+      }
+    }
+  }
+}
+
 [[noreturn]] void run_child(ChildPlan& p) noexcept {
   // 1. A session of its own: the command cannot signal or read from the
   //    caller's terminal session, and can own a terminal of its own.
@@ -97,15 +159,13 @@ struct ChildPlan {
     child_fail(p, p.msg_fds, "exec fd flags", errno);
 
   // 4. Default dispositions (SIG_IGN would survive exec; handlers are reset
-  //    by exec anyway), then nothing blocked. SIGKILL/SIGSTOP and the
-  //    libc-internal signals refuse: that is fine.
+  //    by exec anyway). SIGKILL/SIGSTOP and the libc-internal signals
+  //    refuse: that is fine. Everything stays blocked (spawn() blocked it
+  //    across fork) until just before the exec.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   for (int sig = 1; sig < NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) child_fail(p, p.msg_signals, nullptr, errno);
 
   // 5. The target identity, verified; root cannot be regained.
   if (const char* step = sys::apply_identity(p.identity); step != nullptr)
@@ -120,7 +180,31 @@ struct ChildPlan {
   // 7. The working directory, with the target's permissions.
   if (::chdir(p.cwd) != 0) child_fail(p, p.msg_cwd, nullptr, errno);
 
-  // 8. The pinned descriptor, not a path: what was hashed is what runs.
+  // 8. With a terminal: the command in a process group of its own, in the
+  //    foreground, below us as session leader (see supervise()).
+  if (p.ctty_fd >= 0) {
+    const pid_t cmd = ::fork();
+    if (cmd < 0) child_fail(p, p.msg_session, "fork", errno);
+    if (cmd > 0) {
+      ::close(p.exec_fd);
+      ::close(p.err_fd);  // the command's exec alone tells spawn() it started
+      // Inherited from the monitor, which is not dumpable; set it again
+      // anyway: this process is a copy of the monitor's memory running as
+      // the target user, and must never be readable through /proc.
+      ::prctl(PR_SET_DUMPABLE, 0);
+      (void)::setpgid(cmd, cmd);  // both sides, as shells do: no race with the exec
+      supervise(cmd);
+    }
+    if (::setpgid(0, 0) != 0) child_fail(p, p.msg_session, "process group", errno);
+    // SIGTTOU is still blocked, so this works from the background.
+    if (::tcsetpgrp(0, ::getpid()) != 0) child_fail(p, p.msg_ctty, "foreground", errno);
+  }
+
+  // 9. Nothing blocked, then the pinned descriptor, not a path: what was
+  //    hashed is what runs.
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) child_fail(p, p.msg_signals, nullptr, errno);
   ::fexecve(p.exec_fd, p.argv.data(), p.envp.data());
   child_fail(p, p.msg_exec, nullptr, errno);
 }

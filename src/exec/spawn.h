@@ -5,8 +5,15 @@
 // one is given; fds 0-2 from the spec and nothing else open but the exec fd;
 // signal dispositions and mask reset; sys::switch_identity (setresgid ->
 // initgroups -> setresuid, verified, old ids unreachable); umask 022; sane
-// resource limits (core dumps off); chdir to cwd (or fail); fexecve the
+// resource limits (core dumps off); chdir to cwd (or fail); with a
+// terminal, fork once more: the command gets a process group of its own in
+// the terminal's foreground, and the first child stays as a small session
+// leader that makes Ctrl-Z work (see supervise() in spawn.cc); fexecve the
 // pinned descriptor with the rebuilt environment.
+// The pid returned is then the session leader's: it relays the monitor's
+// signals to the command's group (SIGTSTP as SIGTSTP), stops itself when
+// the command stops, continues the command when continued, and exits as the
+// command did (same code, or killed by the same signal).
 // MUST NOT: return to the caller's code in the child on any failure: it
 // writes one line to the error pipe and _exit(127).
 

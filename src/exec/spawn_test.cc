@@ -1,6 +1,7 @@
 #include "exec/spawn.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -365,6 +366,119 @@ TEST_F(SpawnTest, ControllingTerminalOnlyWhenGiven) {
   // Without ctty_fd the new session has no terminal at all.
   auto o = run(sh, spec.argv, root_, env_for(root_));
   EXPECT_NE(o.out.find("no-ctty"), std::string::npos) << o.out;
+}
+
+// A pty pair whose slave becomes the command's terminal.
+struct Pty {
+  int master = -1, slave = -1;
+  Pty() {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) return;
+    slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  }
+  ~Pty() {
+    if (slave >= 0) ::close(slave);
+    if (master >= 0) ::close(master);
+  }
+  // Reads until `want` shows up or ~5 s pass.
+  std::string read_until(const std::string& want) const {
+    std::string out;
+    char buf[256];
+    for (int i = 0; i < 50 && out.find(want) == std::string::npos; ++i) {
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+};
+
+// Waits (bounded) for a stop or an end of `pid`; -1 if neither came.
+int wait_change(pid_t pid, int& status) {
+  for (int i = 0; i < 500; ++i) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG | WUNTRACED);
+    if (r == pid) return 0;
+    ::usleep(10000);
+  }
+  return -1;
+}
+
+TEST_F(SpawnTest, WithATerminalCtrlZStopsTheCommandAndItsLeaderAndFgResumesIt) {
+  Pty t;
+  ASSERT_GE(t.slave, 0);
+  auto sh = resolve("sh");
+  SpawnSpec spec;
+  spec.command = &sh;
+  // The command is the terminal's foreground group, not the session leader.
+  spec.argv = {"sh", "-c",
+               "ps -o pid=,pgid=,sid=,tpgid= -p $$ | { read p g s f; "
+               "[ \"$p\" = \"$g\" ] && [ \"$g\" = \"$f\" ] && [ \"$s\" != \"$p\" ] && echo own-fg-group; }; "
+               "echo READY; read x; echo got-$x"};
+  spec.env = env_for(root_);
+  spec.target = root_;
+  spec.cwd = "/";
+  spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
+  spec.ctty_fd = t.slave;
+  auto pid = spawn(spec);
+  ASSERT_TRUE(pid.ok()) << pid.error().message;
+  const std::string first = t.read_until("READY");
+  EXPECT_NE(first.find("own-fg-group"), std::string::npos) << first;
+  ASSERT_NE(first.find("READY"), std::string::npos) << first;
+
+  ASSERT_EQ(::write(t.master, "\x1a", 1), 1);  // Ctrl-Z, as typed
+  int status = 0;
+  ASSERT_EQ(wait_change(*pid, status), 0) << "the session leader did not stop";
+  ASSERT_TRUE(WIFSTOPPED(status)) << status;
+
+  ASSERT_EQ(::kill(*pid, SIGCONT), 0);  // what the monitor does on `fg`
+  ASSERT_EQ(::write(t.master, "on\n", 3), 3);
+  const std::string after = t.read_until("got-on");
+  EXPECT_NE(after.find("got-on"), std::string::npos) << after;
+  ASSERT_EQ(wait_change(*pid, status), 0);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(SpawnTest, WithATerminalTheLeaderRelaysSignalsAndEndsAsTheCommandDid) {
+  auto sh = resolve("sh");
+  for (int sig : {SIGTERM, SIGHUP, SIGINT}) {
+    Pty t;
+    ASSERT_GE(t.slave, 0);
+    SpawnSpec spec;
+    spec.command = &sh;
+    spec.argv = {"sh", "-c", "echo READY; exec sleep 30"};
+    spec.env = env_for(root_);
+    spec.target = root_;
+    spec.cwd = "/";
+    spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
+    spec.ctty_fd = t.slave;
+    auto pid = spawn(spec);
+    ASSERT_TRUE(pid.ok()) << pid.error().message;
+    ASSERT_NE(t.read_until("READY").find("READY"), std::string::npos);
+    ::usleep(50000);  // let the exec of sleep happen
+    ASSERT_EQ(::kill(*pid, sig), 0);
+    int status = 0;
+    ASSERT_EQ(wait_change(*pid, status), 0) << strsignal(sig);
+    ASSERT_TRUE(WIFSIGNALED(status)) << strsignal(sig) << " status " << status;
+    EXPECT_EQ(WTERMSIG(status), sig);
+  }
+  Pty t;
+  SpawnSpec spec;
+  spec.command = &sh;
+  spec.argv = {"sh", "-c", "exit 7"};
+  spec.env = env_for(root_);
+  spec.target = root_;
+  spec.cwd = "/";
+  spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
+  spec.ctty_fd = t.slave;
+  auto pid = spawn(spec);
+  ASSERT_TRUE(pid.ok()) << pid.error().message;
+  int status = 0;
+  ASSERT_EQ(wait_change(*pid, status), 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
 }
 
 TEST_F(SpawnTest, MalformedSpecsAreRefusedBeforeFork) {

@@ -18,10 +18,15 @@
 // - SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 sent to the monitor
 //   (by kill, or by the caller's terminal in pipe mode) go to the command's
 //   process group (its pid: the child calls setsid).
-// - SIGTSTP sent to the monitor (kill, or Ctrl-Z in pipe mode) stops the
-//   command with SIGSTOP (a session leader whose parent is outside its
-//   session heads an orphaned group, for which the kernel drops SIGTSTP),
-//   then the monitor suspends itself as below.
+// - Terminal mode: the child we start is a session leader of hoopctl's own
+//   (exec/spawn.h) with the command in its own foreground group below it,
+//   so Ctrl-Z's SIGTSTP stops the command as on any terminal, and the
+//   session leader then stops itself, which we see. SIGTSTP sent to the
+//   monitor is forwarded as SIGTSTP.
+// - Pipe mode: SIGTSTP sent to the monitor (kill, or Ctrl-Z on the caller's
+//   terminal) stops the command with SIGSTOP (a session leader whose parent
+//   is outside its session heads an orphaned group, for which the kernel
+//   drops SIGTSTP), then the monitor suspends itself as below.
 // - When the command stops, the monitor restores the terminal and stops
 //   itself (SIGTSTP, default action) so the caller's shell gets the terminal
 //   back, as sudo does; when continued it re-enters raw mode (if in the
@@ -488,11 +493,17 @@ void Session::handle_signals() {
     }
   }
   if (SignalRelay::take(SIGTSTP) && !status_) {
-    // Stop the command and ourselves at once, without waiting to hear that
-    // it stopped: a shell caught in vfork() never reports the stop, and its
-    // stopped vfork child would then wait for a SIGCONT that never came.
-    forward(SIGSTOP);
-    suspend();
+    if (terminal_) {
+      // The child is spawn()'s session leader, which passes SIGTSTP on to
+      // the command's group; the stop comes back through reap().
+      forward(SIGTSTP);
+    } else {
+      // Stop the command and ourselves at once, without waiting to hear
+      // that it stopped: a shell caught in vfork() never reports the stop,
+      // and its stopped vfork child would wait for a SIGCONT that never came.
+      forward(SIGSTOP);
+      suspend();
+    }
   }
   if (SignalRelay::take(SIGCONT)) on_continue();
   if (SignalRelay::take(SIGWINCH)) sync_size();

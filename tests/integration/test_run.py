@@ -733,3 +733,62 @@ def test_only_stdio_reaches_the_command(host, sandbox):
               if k > 2 and not v.startswith("/proc/") and v != f"{RUN_BIN}/hoop-fds"}
     assert others == {}, fds
     assert str(secret) not in fds.values()
+
+
+def test_ctrl_z_suspends_the_command_and_fg_resumes_it(host):
+    """Ctrl-Z at the caller's terminal stops the command (not only a shell)
+    and gives the terminal back to the caller's shell; `fg` resumes it with
+    the terminal in hoopctl's hands again, as under sudo."""
+    script, bash = shutil.which("script"), shutil.which("bash")
+    if not script or not bash:
+        pytest.skip("util-linux `script` and bash are needed to give hoopctl a terminal")
+    host.add_program("hoop-readline", "#!/bin/sh\necho READY\nread x\necho \"GOT-$x\"\nexit 3\n")
+    p = subprocess.Popen(as_user("alice", [script, "-qec", f"{bash} --norc --noprofile -i", "/dev/null"],
+                                 caller_env({"SHELL": bash})),
+                         env=HARNESS_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, cwd="/")
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: p.stdout.read1(4096), b"")))
+    reader.start()
+
+    def text():
+        return b"".join(chunks).decode("utf-8", "replace").replace("\r", "")
+
+    def expect(what, after=0, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            i = text().find(what, after)
+            if i >= 0:
+                return i + len(what)
+            time.sleep(0.05)
+        raise AssertionError(f"{what!r} not seen in {text()!r}")
+
+    def send(data):
+        p.stdin.write(data)
+        p.stdin.flush()
+
+    try:
+        at = expect("$ ")
+        send(b"PS1='PROMPT$ '; bind 'set enable-bracketed-paste off'\n")
+        at = expect("PROMPT$ ", at)
+        send(f"{host.hoopctl} run -- hoop-readline\n".encode())
+        at = expect("READY", at)
+        send(b"\x1a")  # Ctrl-Z
+        at = expect("Stopped", at)
+        at = expect("PROMPT$ ", at)  # the caller's shell has its terminal back
+        send(b"echo SHELL-HAS-IT\n")
+        at = expect("SHELL-HAS-IT\nPROMPT$ ", at)
+        send(b"fg\n")
+        time.sleep(0.5)
+        send(b"resumed\n")  # read by the command, through hoopctl's pty
+        at = expect("GOT-resumed", at)
+        at = expect("PROMPT$ ", at)
+        send(b"echo STATUS=$?\n")
+        expect("STATUS=3", at)
+        send(b"exit\n")
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.stdin.close()
+        reader.join(timeout=5)
