@@ -4,6 +4,8 @@
 // MUST: print errors as one escaped line and exit with a documented status.
 // MUST NOT: let an exception escape main.
 
+#include <openssl/crypto.h>
+
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -13,6 +15,15 @@
 #include "commands.h"
 #include "common/escape.h"
 #include "sys/privilege.h"
+
+// Runs before every C++ static constructor (Boost.Asio's OpenSSL
+// initialiser among them): OpenSSL must not read openssl.cnf. Reading it
+// cost about a millisecond on every `hoopctl run`, and what it would set
+// (minimum TLS version, security level) the client sets in code
+// (client/client.cc), so the result does not depend on that file.
+__attribute__((constructor(101))) void skip_openssl_config() {
+  (void)OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+}
 
 namespace {
 
