@@ -19,24 +19,18 @@
 #include "common/escape.h"
 #include "config/host_config.h"
 #include "output.h"
+#include "reviewer.h"
 #include "sys/privilege.h"
 #include "sys/secure_file.h"
 
 namespace hoop::ctl {
-namespace {
 
+namespace {
 constexpr const char* kHostConfig = HOOP_SYSCONFDIR "/hoop.toml";
 constexpr size_t kMaxConfigBytes = size_t{64} * 1024;
 constexpr const char* kStates[] = {"pending", "approved", "denied", "cancelled", "expired"};
 
-/// Flags every verb that talks to hoopd shares.
-struct Common {
-  std::string server;
-  std::string ca;
-  std::string client_cert;
-  std::string client_key;
-  bool json = false;
-};
+}  // namespace
 
 void add_common(CLI::App& sub, Common& c, bool with_json) {
   sub.add_option("--server", c.server,
@@ -50,11 +44,7 @@ void add_common(CLI::App& sub, Common& c, bool with_json) {
   if (with_json) sub.add_flag("--json", c.json, "print the server's JSON instead of a table");
 }
 
-/// A connected reviewer: the client and who we are locally (for hints).
-struct Session {
-  client::Client client;
-  std::string local_name;
-};
+namespace {
 
 // A missing local file is not a missing request: keep exit status 5 for the
 // server's not_found only.
@@ -68,7 +58,9 @@ const char* env(const char* name) {
   return v != nullptr && *v != '\0' ? v : nullptr;
 }
 
-Result<Session> connect(const Common& c) {
+}  // namespace
+
+Result<Reviewer> connect(const Common& c) {
   if (sys::is_elevated())
     return make_error(Errc::internal,
                       "still running with privilege in a reviewer verb; refusing (this is a bug)");
@@ -109,11 +101,10 @@ Result<Session> connect(const Common& c) {
   o.user_agent = "hoopctl";
   auto cl = client::Client::create(std::move(o));
   if (!cl) return cl.error();
-  return Session{std::move(*cl), caller->name};
+  return Reviewer{std::move(*cl), caller->name};
 }
 
-// Adds what to do next to an error from the server.
-Error explain(Error e, const Session& s, int64_t id = 0) {
+Error explain(Error e, const Reviewer& s, int64_t id, std::string_view what) {
   const std::string n = std::to_string(id);
   switch (e.code) {
     case Errc::unavailable:
@@ -128,19 +119,23 @@ Error explain(Error e, const Session& s, int64_t id = 0) {
                   "); ask an admin to run: hoopd token create --user " + escape_for_terminal(s.local_name);
       break;
     case Errc::not_found:
-      if (id > 0) e.message = "request " + n + " not found, or not visible to you; see: hoopctl list --all";
+      if (id > 0)
+        e.message = std::string(what) + " " + n + " not found, or not visible to you; see: " +
+                    (what == "request" ? "hoopctl list --all" : "hoopctl sessions");
       break;
     case Errc::permission_denied:
       e.message = "refused: " + e.message;
       break;
     case Errc::conflict:
-      if (id > 0) e.message += "; see: hoopctl show " + n;
+      if (id > 0 && what == "request") e.message += "; see: hoopctl show " + n;
       break;
     default:
       break;
   }
   return e;
 }
+
+namespace {
 
 Status check_comment(const std::string& m, bool required) {
   if (required && m.find_first_not_of(" \t") == std::string::npos)
@@ -154,8 +149,8 @@ Status check_comment(const std::string& m, bool required) {
   return {};
 }
 
-// Request ids: plain positive decimal numbers; anything else is a usage
-// error with a message a person can act on.
+}  // namespace
+
 const CLI::Validator kRequestId(
     [](std::string& s) -> std::string {
       const bool digits =
@@ -165,6 +160,8 @@ const CLI::Validator kRequestId(
       return {};
     },
     "ID");
+
+namespace {
 
 void add_id(CLI::App& sub, int64_t& id) {
   sub.add_option("id", id, "request id (see: hoopctl list)")->required()->check(kRequestId);
