@@ -6,6 +6,8 @@ that test users and /etc/hoop exist only inside it."""
 import json
 import os
 import shutil
+import signal
+import threading
 import socket
 import ssl
 import subprocess
@@ -139,7 +141,7 @@ reason_required = true
 class Server:
     """A real hoopd on 127.0.0.1 with TLS, in its own directory."""
 
-    def __init__(self, root: Path, pki: Path, policy: str, extra: str = ""):
+    def __init__(self, root: Path, pki: Path, policy: str, extra: str = "", tls: bool = True):
         self.root = root
         self.root.mkdir(mode=0o755, exist_ok=True)
         self.pki = pki
@@ -149,11 +151,15 @@ class Server:
             f'listen = "127.0.0.1:0"\n'
             f'data_dir = "{root}/data"\n'
             f'policy = "{root}/policy.toml"\n'
-            f'{extra}\n'
-            f'[tls]\ncert = "{pki}/server.pem"\nkey = "{pki}/server.key"\n')
+            f'{extra}\n' +
+            (f'[tls]\ncert = "{pki}/server.pem"\nkey = "{pki}/server.key"\n' if tls else
+             'insecure_http = true\n'))
+        self.tls = tls
         self.proc = None
         self.port = None
         self.log = root / "hoopd.log"
+        self._fixed_port = None
+        self._log_lines = 0
 
     def start(self):
         self._logf = open(self.log, "ab")
@@ -162,10 +168,17 @@ class Server:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace")
-            for line in text.splitlines():
+            for line in text.splitlines()[self._log_lines:]:
                 if "listening on" in line:
                     self.port = int(line.rsplit(":", 1)[1].split()[0])
             if self.port:
+                self._log_lines = len(text.splitlines())
+                if not self._fixed_port:
+                    # Later starts (restart()) listen on the same port: the
+                    # host config and clients keep working.
+                    self._fixed_port = self.port
+                    self.config.write_text(self.config.read_text().replace(
+                        'listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{self.port}"', 1))
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("hoopd exited:\n" + text)
@@ -179,9 +192,17 @@ class Server:
         self.proc = None
         self.port = None
 
+    def restart(self, sig=signal.SIGKILL, down_for=0.0):
+        """Stops hoopd (SIGKILL by default: no goodbye, no flush) and starts it
+        again on the same port with the same data."""
+        self.stop(sig)
+        time.sleep(down_for)
+        return self.start()
+
     @property
     def url(self):
-        return f"https://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port or self._fixed_port}"
 
     def hoopd(self, *args, check=True):
         r = subprocess.run([str(HOOPD), *args], capture_output=True, text=True, timeout=30)
@@ -206,7 +227,8 @@ class Server:
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
+            ctx = self.ssl_context() if self.tls else None
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as r:
                 status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             status, text = e.code, e.read().decode()
@@ -296,6 +318,8 @@ class RunHost:
         self.ca = self.etc / "ca.pem"
         self.bin = RUN_BIN
         self.secure_path = f"{RUN_BIN}:/usr/sbin:/usr/bin:/sbin:/bin"
+        # Inside the private /etc, so a test never touches the machine's spool.
+        self.spool = RUN_BIN.parent / "spool"
         self.host_token = server.token("host", RUN_HOST)
 
     def setup(self):
@@ -316,6 +340,7 @@ class RunHost:
             f'ca = "{self.ca}"\n'
             f'credential = "{self.credential}"\n'
             f'secure_path = "{self.secure_path}"\n'
+            f'spool_dir = "{self.spool}"\n'
             f'offline = "deny"\n{extra}')
         os.chown(self.config, 0, 0)
         os.chmod(self.config, 0o644)
@@ -354,3 +379,103 @@ def run_host(server, hoopctl):
     h = RunHost(server).setup()
     yield h
     h.teardown()
+
+
+# ---- a link to hoopd that a test can break -----------------------------------
+
+class FaultyLink:
+    """A TCP relay on 127.0.0.1 in front of hoopd, for faults that must hit at
+    an exact point of the protocol: `cut_on(pattern)` closes every connection
+    and refuses new ones from the moment the client sends `pattern`
+    (e.g. the first request to /v1/sessions), until `up()`. TLS hides the
+    request lines, so tests that cut on a pattern use the plain-HTTP server."""
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.down = False
+        self.pattern = None
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closing = False
+        self.cuts = 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def cut_on(self, pattern: bytes):
+        self.pattern = pattern
+
+    def up(self):
+        with self.lock:
+            self.down = False
+            self.pattern = None
+
+    def cut(self):
+        with self.lock:
+            self.down = True
+            self.cuts += 1
+            conns, self.conns = self.conns, []
+        for c in conns:
+            for s in c:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self):
+        self.closing = True
+        self.cut()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                down = self.down
+            if down:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, from_client):
+        tail = b""
+        try:
+            src.settimeout(None)
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_client and self.pattern is not None:
+                    if self.pattern in tail + data:
+                        self.cut()
+                        return
+                    tail = (tail + data)[-len(self.pattern):]
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
