@@ -74,7 +74,8 @@ def hoop_etc(url, token, ca):
     etc.mkdir(mode=0o755, exist_ok=True)
     (etc / "host.token").write_text(token + "\n")
     os.chmod(etc / "host.token", 0o600)
-    cfg = f'server = "{url}"\ncredential = "/etc/hoop/host.token"\n'
+    # The spool inside the private /etc: never the machine's /var/spool/hoop.
+    cfg = f'server = "{url}"\ncredential = "/etc/hoop/host.token"\nspool_dir = "/etc/hoop-bench-spool"\n'
     if ca:
         shutil.copyfile(ca, etc / "ca.pem")
         os.chmod(etc / "ca.pem", 0o644)

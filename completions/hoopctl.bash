@@ -6,13 +6,13 @@ _hoopctl() {
     local cur prev words cword
     _init_completion || return
 
-    local verbs="run list show approve deny cancel whoami"
+    local verbs="run list show approve deny cancel whoami sessions replay watch ship"
     local common="--server --ca --client-cert --client-key --help"
 
     local verb="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            run | list | show | approve | deny | cancel | whoami)
+            run | list | show | approve | deny | cancel | whoami | sessions | replay | watch | ship)
                 verb=${words[i]}
                 break
                 ;;
@@ -73,13 +73,26 @@ _hoopctl() {
             return
             ;;
         --state | -s)
-            COMPREPLY=($(compgen -W "pending approved denied cancelled expired" -- "$cur"))
+            if [[ $verb == sessions ]]; then
+                COMPREPLY=($(compgen -W "open complete" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "pending approved denied cancelled expired" -- "$cur"))
+            fi
             return
             ;;
-        -m | --message | -n | --limit)
+        --user)
+            COMPREPLY=($(compgen -u -- "$cur"))
+            return
+            ;;
+        -m | --message | -n | --limit | --speed | --idle-limit | --host | --timeout)
             return
             ;;
     esac
+
+    if [[ $verb == ship ]]; then
+        [[ $cur == -* ]] && COMPREPLY=($(compgen -W "--json --timeout --help" -- "$cur"))
+        return
+    fi
 
     if [[ -z $verb ]]; then
         COMPREPLY=($(compgen -W "$verbs --help --version" -- "$cur"))
@@ -91,6 +104,9 @@ _hoopctl() {
         list) flags+=" --all --state --limit --json" ;;
         show | whoami) flags+=" --json" ;;
         approve | deny) flags+=" --message" ;;
+        sessions) flags+=" --state --user --host --limit --json" ;;
+        replay) flags+=" --speed --idle-limit --raw" ;;
+        watch) flags+=" --raw" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))

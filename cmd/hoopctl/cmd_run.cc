@@ -15,14 +15,21 @@
 //  4. resolve the command through secure_path (never the caller's PATH),
 //     pinned by an open fd and its SHA-256;
 //  5. run only what the server approved: its answer must match what was
-//     asked, the use is recorded first, the digest is re-checked on the fd,
-//     and the fd itself is executed.
+//     asked, the use is recorded (and its session opened) first, the digest
+//     is re-checked on the fd, and the fd itself is executed;
+//  6. record the session (issue 4): the transcript is masked, spooled and
+//     streamed to hoopd while the command runs; a rule with record =
+//     "required" runs nothing unless the server takes the transcript at the
+//     start.
 // MUST NOT: run anything when the server cannot be reached (offline =
 //     deny); print another person's text unescaped; leave a pending request
-//     behind when the caller interrupts or the wait times out; keep the host
-//     credential in memory while the command runs.
+//     behind when the caller interrupts or the wait times out; let the host
+//     credential reach the command. While the command runs, the credential
+//     is held only by the shipper thread of this (root, not dumpable)
+//     monitor process; the command's session leader (exec/spawn.h) is a
+//     fork of it, not dumpable either, and the command itself is a fresh
+//     exec.
 
-#include <string.h>  // explicit_bzero
 #include <unistd.h>
 
 #include <chrono>
@@ -43,9 +50,13 @@
 #include "common/escape.h"
 #include "config/host_config.h"
 #include "exec/command.h"
+#include "host.h"
 #include "exec/spawn.h"
 #include "output.h"
+#include "ship.h"
+#include "uploader.h"
 #include "pty/monitor.h"
+#include "record/recorder.h"
 #include "sys/privilege.h"
 #include "sys/process.h"
 #include "sys/secure_file.h"
@@ -56,14 +67,14 @@ namespace {
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kHostConfig = HOOP_SYSCONFDIR "/hoop.toml";
-constexpr size_t kMaxConfigBytes = size_t{64} * 1024;
-constexpr size_t kMaxPemBytes = size_t{1} * 1024 * 1024;
 // One long-poll call at most this long, so a signal is seen within it; the
 // server still answers the moment the state changes.
 constexpr milliseconds kPollSlice{2000};
 // While waiting, how long the server may stay unreachable before we give up.
 constexpr milliseconds kOfflineGrace{60000};
+// After the command: how long to keep trying to get its transcript to hoopd
+// before leaving it in the spool for `hoopctl ship`.
+constexpr milliseconds kShipGrace{10000};
 // Not an exit status: "the decision lets the command run".
 constexpr int kGo = -1;
 
@@ -78,7 +89,8 @@ constexpr const char* kRunFooter =
     "filed a request; 119 cancelled (Ctrl-C while waiting); 120 refused by hoop locally (unsafe\n"
     "config or credential, changed file, ...); 121 bad usage; 122 denied; 123 request or grant\n"
     "expired; 124 timed out waiting (--timeout); 125 server unreachable (offline = deny);\n"
-    "127 command not found or could not be executed. See hoopctl(1).";
+    "118 the rule requires a recording and hoopd cannot take it; 127 command not found or could\n"
+    "not be executed. See hoopctl(1).";
 
 volatile std::sig_atomic_t g_signal = 0;
 
@@ -102,12 +114,6 @@ struct RunOpts {
   std::vector<std::string> caller_env;
 };
 
-/// The host side of the trust: where hoopd is, and the credential to show.
-struct Host {
-  config::HostConfig cfg;
-  std::string token;
-};
-
 void say(const std::string& msg) {
   const std::string safe = is_clean_text(msg) ? msg : escape_for_terminal(msg);
   (void)std::fprintf(stderr, "hoopctl: %s\n", safe.c_str());
@@ -116,20 +122,6 @@ void say(const std::string& msg) {
 int fail(int code, const std::string& msg) {
   say(msg);
   return code;
-}
-
-void wipe(std::string& s) {
-  explicit_bzero(s.data(), s.size());
-  s.clear();
-}
-
-// Steps 1 and 2, run by CLI11 as soon as it meets `run`.
-Status prepare(std::vector<std::string>& caller_env) {
-  if (auto st = sys::sanitize_fds(); !st) return st;
-  if (auto st = sys::harden_process(); !st) return st;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) caller_env.emplace_back(*e);
-  if (::clearenv() != 0) return make_error(Errc::internal, "cannot clear the environment");
-  return {};
 }
 
 Status usage(const std::string& msg) {
@@ -170,56 +162,6 @@ Status check_command_line(const RunOpts& o, std::optional<milliseconds>& timeout
     return usage("the command line is longer than " + std::to_string(api::kMaxArgvBytes) + " bytes");
   if (o.command[0].empty()) return usage("the command name is empty");
   return {};
-}
-
-// A secret must not be readable by others either. The directories above it
-// were just checked to be root's alone, so the path cannot change under us.
-Status check_private(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::perms p = fs::status(path, ec).permissions();
-  if (ec) return make_error(Errc::io, "cannot stat " + escape_for_terminal(path) + ": " + ec.message());
-  if ((p & (fs::perms::group_read | fs::perms::others_read)) != fs::perms::none)
-    return make_error(Errc::io, "refusing " + escape_for_terminal(path) +
-                                    ": readable by group or others; run: chmod 600 " +
-                                    escape_for_terminal(path));
-  return {};
-}
-
-// Step 3: the host config, the files it names, and the host credential.
-Result<Host> load_host() {
-  auto text = sys::read_root_owned_file(kHostConfig, kMaxConfigBytes);
-  if (!text) {
-    if (text.error().code == Errc::not_found)
-      return make_error(Errc::io, text.error().message + "; hoop is not set up on this host (ask an admin)");
-    return text.error();
-  }
-  auto cfg = config::parse_host_config(*text, kHostConfig);
-  if (!cfg) return cfg.error();
-  // Whoever can write the CA bundle can impersonate hoopd and approve
-  // anything: it must be as trusted as the config.
-  for (const std::string* pem : {&cfg->ca, &cfg->client_cert, &cfg->client_key}) {
-    if (pem->empty()) continue;
-    auto body = sys::read_root_owned_file(*pem, kMaxPemBytes);
-    if (!body) return body.error();
-    wipe(*body);
-  }
-  if (!cfg->client_key.empty())
-    if (auto st = check_private(cfg->client_key); !st) return st.error();
-
-  auto raw = sys::read_root_owned_file(cfg->credential, client::kMaxTokenFileBytes);
-  if (!raw) return raw.error();
-  Host h{std::move(*cfg), {}};
-  const size_t b = raw->find_first_not_of(" \t\r\n");
-  const size_t e = raw->find_last_not_of(" \t\r\n");
-  if (b != std::string::npos) h.token.assign(*raw, b, e - b + 1);
-  wipe(*raw);
-  if (auto st = check_private(h.cfg.credential); !st) return st.error();
-  if (!client::is_valid_token_shape(h.token))
-    return make_error(Errc::io, escape_for_terminal(h.cfg.credential) +
-                                    " does not hold a hoop host token; ask an admin to run: hoopd token "
-                                    "create --host NAME");
-  return h;
 }
 
 // The exit status and message for a failed call to hoopd.
@@ -372,13 +314,19 @@ int obtain_grant(client::Client& cl, const api::NewRequest& req, const RunOpts& 
 }
 
 // Step 5b: the grant must be for exactly what we asked, and its use is
-// recorded before anything runs.
-int claim_grant(client::Client& cl, const api::Request& r, const api::NewRequest& asked, const Host& host) {
+// recorded, with a session opened, before anything runs. An answer to a
+// request filed with `use` may carry its session already.
+int claim_grant(client::Client& cl, api::Request& r, const api::NewRequest& asked, const Host& host) {
   const std::string id = std::to_string(r.id);
   if (r.user != asked.user || r.run_as != asked.run_as || r.argv != asked.argv || r.path != asked.path ||
       r.digest != asked.digest)
     return fail(kExitRunRefused, "hoopd answered with request " + id +
                                      ", which is not the command asked for; refusing to run it");
+  if (r.session) {
+    if (r.session->request_id != r.id)
+      return fail(kExitRunRefused, "hoopd opened a session for another request; refusing to run");
+    return kGo;
+  }
   auto used = cl.record_use(r.id);
   if (!used) {
     if (used.error().code == Errc::conflict)
@@ -388,7 +336,57 @@ int claim_grant(client::Client& cl, const api::Request& r, const api::NewRequest
   }
   if (used->state != api::State::approved)
     return fail(kExitRunExpired, "request " + id + " is " + api::state_name(used->state) + "; not run");
+  if (!used->session || used->session->request_id != r.id)
+    return fail(kExitRunRefused, "hoopd recorded the use of request " + id +
+                                     " but opened no session for it; refusing to run unrecorded");
+  r = std::move(*used);
   return kGo;
+}
+
+// Step 6: the recorder for this session, started. nullptr with `rc` set
+// when the command must not run.
+std::unique_ptr<record::Recorder> start_recording(const Host& host, const api::Request& r,
+                                                  const api::NewRequest& req, const exec::Target& target,
+                                                  const std::vector<std::string>& caller_env,
+                                                  client::Client cl, int& rc) {
+  const api::Session& s = *r.session;
+  record::RecorderOptions ro;
+  ro.spool_dir = host.cfg.spool_dir;
+  ro.session_id = std::to_string(s.id);
+  ro.request_id = std::to_string(r.id);
+  ro.required = s.record != api::kRecordBestEffort;
+  ro.mask_patterns = s.mask;
+  for (const auto& e : caller_env)
+    if (e.starts_with("TERM=")) ro.header.term = e.substr(5);
+  ro.header.shell = target.shell;
+  ro.header.title = "hoop session " + ro.session_id + ": " + format_argv(req.argv);
+  ro.header.session = ro.session_id;
+  ro.header.request = ro.request_id;
+  ro.header.host = r.host;
+  ro.header.user = r.user;
+  ro.header.run_as = r.run_as;
+  ro.header.argv = r.argv;
+  ro.header.path = r.path;
+  ro.header.digest = r.digest;
+  ro.uploader = std::make_unique<HttpUploader>(std::move(cl), s.id);
+  // Printed in the middle of the command's output, maybe in raw mode.
+  ro.notice = [](const std::string& line) {
+    const std::string msg = "\r\nhoopctl: " + (is_clean_text(line) ? line : escape_for_terminal(line)) + "\r\n";
+    (void)!::write(2, msg.data(), msg.size());
+  };
+  auto rec = record::Recorder::create(std::move(ro));
+  if (!rec) {
+    rc = fail(kExitRunNoRecording, "cannot record session " + std::to_string(s.id) + ": " +
+                                       rec.error().message + "; not run");
+    return nullptr;
+  }
+  if (auto st = (*rec)->start(); !st) {
+    rc = fail(kExitRunNoRecording, st.error().message + "; rule " + escape_for_terminal(r.rule) +
+                                       " requires a recording (record = \"required\"): not run");
+    return nullptr;
+  }
+  if (!(*rec)->start_notice().empty()) say((*rec)->start_notice());
+  return std::move(*rec);
 }
 
 int run_privileged(RunOpts& o) {
@@ -432,20 +430,14 @@ int run_privileged(RunOpts& o) {
   req.cwd = cwd;
   req.tty = tty != nullptr && is_clean_text(tty) ? tty : "";
   req.reason = o.reason;
+  req.use = true;  // an allowed command is filed and claimed in one call
 
-  // 5. Ask, wait, claim. The client (and with it the host credential) is
-  // gone before the command starts.
+  // 5. Ask, wait, claim; 6. start recording. The client moves into the
+  // recorder's shipper (its connection is reused for the transcript).
   int64_t request_id = 0;
+  std::unique_ptr<record::Recorder> recorder;
   {
-    client::ClientOptions co;
-    co.server = host->cfg.server;
-    co.ca_file = host->cfg.ca;
-    co.client_cert = host->cfg.client_cert;
-    co.client_key = host->cfg.client_key;
-    co.token = std::move(host->token);
-    co.user_agent = "hoopctl-run";
-    wipe(host->token);
-    auto cl = client::Client::create(std::move(co));
+    auto cl = client::Client::create(host_client_options(*host, "hoopctl-run"));
     if (!cl) return fail(kExitRunRefused, cl.error().message);
 
     catch_signals(true);
@@ -453,6 +445,9 @@ int run_privileged(RunOpts& o) {
     if (int rc = obtain_grant(*cl, req, o, timeout, *host, r); rc != kGo) return rc;
     if (int rc = claim_grant(*cl, r, req, *host); rc != kGo) return rc;
     request_id = r.id;
+    int rc = 0;
+    recorder = start_recording(*host, r, req, *target, o.caller_env, std::move(*cl), rc);
+    if (!recorder) return rc;
   }
   catch_signals(false);  // from here the monitor owns signals
 
@@ -463,6 +458,7 @@ int run_privileged(RunOpts& o) {
 
   pty::MonitorOptions mo;
   mo.use_pty = ::isatty(0) == 1;
+  mo.observer = recorder->observer();
   bool spawn_failed = false;
   auto status = pty::run_monitored(mo, [&](const pty::ChildFds& fds) -> Result<pid_t> {
     exec::SpawnSpec s;
@@ -479,6 +475,14 @@ int run_privileged(RunOpts& o) {
     spawn_failed = !pid;
     return pid;
   });
+  // The transcript goes on to the server; a command that never started
+  // still completes its (empty) session.
+  const auto report = recorder->finish(status ? std::optional<int>(*status) : std::nullopt,
+                                       Clock::now() + kShipGrace);
+  if (!report.confirmed) say("the transcript of this session " + report.detail);
+  recorder.reset();
+  ship_leftovers(*host);
+  wipe(host->token);
   if (!status) return fail(spawn_failed ? kExitRunNotFound : kExitRunRefused, status.error().message);
   return *status;
 }
@@ -489,7 +493,7 @@ Runner setup_run(CLI::App& sub) {
   auto o = std::make_shared<RunOpts>();
   o->sub = &sub;
   // Runs when CLI11 meets `run`, before it parses any of run's arguments.
-  sub.preparse_callback([o](size_t) { o->prepared = prepare(o->caller_env); });
+  sub.preparse_callback([o](size_t) { o->prepared = prepare_privileged(o->caller_env); });
   // Everything after CMD belongs to CMD (getopt's "+"), and unknown options
   // are collected so check_command_line reports them with exit status 121.
   sub.positionals_at_end();

@@ -23,6 +23,7 @@ inline constexpr int kExitNotFound = 5;     // no such request (or not visible t
 // Exit statuses of `hoopctl run`, which otherwise passes on the command's own
 // status (128+N when it was killed by signal N). Kept high, as sudo and env
 // do, so they rarely collide with a command's.
+inline constexpr int kExitRunNoRecording = 118;  // record = "required" and hoopd cannot take the transcript
 inline constexpr int kExitRunCancelled = 119;    // Ctrl-C/SIGTERM/SIGHUP while waiting, or cancelled
 inline constexpr int kExitRunRefused = 120;      // hoop error or refused locally (unsafe file, ...)
 inline constexpr int kExitRunUsage = 121;        // bad command line, unknown -u user
@@ -37,6 +38,7 @@ inline constexpr int kExitRunNotFound = 127;     // command not found or could n
 enum class Privilege : uint32_t {
   drop_first = 0x5eed0d0bu,  // drop before parsing; every reviewer verb
   keep_root = 0xa113f2f4u,   // reserved for the verb that executes approved commands
+  root_caller = 0x3c6e91a5u, // keeps root only when the real uid is root too (ship); else drop_first
 };
 
 /// What a verb does once its command line parsed: an exit status, or an
@@ -60,9 +62,17 @@ Runner setup_deny(CLI::App& sub);
 Runner setup_cancel(CLI::App& sub);
 Runner setup_whoami(CLI::App& sub);
 
+// Session verbs for reviewers (cmd_sessions.cc).
+Runner setup_sessions(CLI::App& sub);
+Runner setup_replay(CLI::App& sub);
+Runner setup_watch(CLI::App& sub);
+
 // The privileged verb (cmd_run.cc): keep_root. Its runner prints its own
 // messages and always returns one of the statuses above.
 Runner setup_run(CLI::App& sub);
+
+// Root's verb for the spool (cmd_ship.cc): root_caller.
+Runner setup_ship(CLI::App& sub);
 
 /// The exit status for an error (see the constants above).
 int exit_code_for(const Error& e);

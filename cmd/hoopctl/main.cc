@@ -1,10 +1,13 @@
 // hoopctl: the command engineers and reviewers type. Installed setuid root.
 // MUST: drop privilege for good before parsing the command line, unless
-//       argv[1] names a verb whose table entry says keep_root (only run).
+//       argv[1] names a verb whose table entry says keep_root (only run),
+//       or root_caller (only ship) and the caller is root already.
 // MUST: print errors as one escaped line and exit with a documented status.
 // MUST NOT: let an exception escape main.
 
 #include <openssl/crypto.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
@@ -41,6 +44,13 @@ constexpr Command kCommands[] = {
      &setup_deny},
     {"cancel", "Cancel a pending request you filed", Privilege::drop_first, &setup_cancel},
     {"whoami", "Show which person the server takes your token for", Privilege::drop_first, &setup_whoami},
+    {"sessions", "List recorded sessions you may see: running and finished", Privilege::drop_first,
+     &setup_sessions},
+    {"replay", "Play a finished session in your terminal, with its timing", Privilege::drop_first,
+     &setup_replay},
+    {"watch", "Follow a running session live, from its start", Privilege::drop_first, &setup_watch},
+    {"ship", "Send hoopd the transcripts left in this host's spool (root; from a timer)",
+     Privilege::root_caller, &setup_ship},
 };
 
 constexpr const char* kFooter =
@@ -67,7 +77,9 @@ int run(int argc, char** argv) {
   // Decided on argv[1] alone, before CLI11 sees anything: every path that is
   // not a keep_root verb (typos, --help, nothing) runs unprivileged.
   const Command* chosen = argc > 1 ? find_command(argv[1]) : nullptr;
-  if (chosen == nullptr || chosen->privilege != Privilege::keep_root) {
+  const bool keep = chosen != nullptr && (chosen->privilege == Privilege::keep_root ||
+                                          (chosen->privilege == Privilege::root_caller && ::getuid() == 0));
+  if (!keep) {
     if (auto st = hoop::sys::drop_privileges_permanently(); !st) {
       print_error("cannot drop privileges: " + st.error().message);
       return kExitError;

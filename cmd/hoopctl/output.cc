@@ -92,12 +92,9 @@ std::vector<std::string> remaining_reviewers(const api::Request& r) {
   return out;
 }
 
-std::string format_request_table(const std::vector<api::Request>& reqs, int64_t now) {
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"ID", "STATE", "HOST", "USER", "RUN_AS", "COMMAND", "AGE"});
-  for (const auto& r : reqs)
-    rows.push_back({std::to_string(r.id), api::state_name(r.state), esc(r.host), esc(r.user), esc(r.run_as),
-                    clip(format_argv(r.argv), kMaxCommandColumn), format_age(now - r.created_at_ms)});
+namespace {
+
+std::string table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], columns(row[i]));
@@ -107,6 +104,46 @@ std::string format_request_table(const std::vector<api::Request>& reqs, int64_t 
     for (size_t i = 0; i < row.size(); ++i) line += (i + 1 < row.size() ? pad(row[i], width[i] + 2) : row[i]);
     out += line + "\n";
   }
+  return out;
+}
+
+std::string format_bytes(uint64_t n) {
+  if (n < 10 * 1024) return std::to_string(n) + " B";
+  if (n < 10 * 1024 * 1024) return std::to_string(n / 1024) + " KiB";
+  return std::to_string(n / (1024 * 1024)) + " MiB";
+}
+
+}  // namespace
+
+std::string format_request_table(const std::vector<api::Request>& reqs, int64_t now) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ID", "STATE", "HOST", "USER", "RUN_AS", "COMMAND", "AGE"});
+  for (const auto& r : reqs)
+    rows.push_back({std::to_string(r.id), api::state_name(r.state), esc(r.host), esc(r.user), esc(r.run_as),
+                    clip(format_argv(r.argv), kMaxCommandColumn), format_age(now - r.created_at_ms)});
+  return table(rows);
+}
+
+std::string format_session_table(const std::vector<api::Session>& sessions, int64_t now) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ID", "REQUEST", "STATE", "EXIT", "HOST", "USER", "RUN_AS", "SIZE", "STARTED", "COMMAND"});
+  for (const auto& x : sessions)
+    rows.push_back({std::to_string(x.id), std::to_string(x.request_id), api::session_state_name(x.state),
+                    x.exit_status ? std::to_string(*x.exit_status) : "-", esc(x.host), esc(x.user),
+                    esc(x.run_as), format_bytes(x.length), format_age(now - x.started_at_ms) + " ago",
+                    clip(format_argv(x.argv), kMaxCommandColumn)});
+  return table(rows);
+}
+
+std::string format_session_summary(const api::Session& x, int64_t now) {
+  std::string out = "session " + std::to_string(x.id) + " (request " + std::to_string(x.request_id) + "): " +
+                    esc(x.user) + " on " + esc(x.host) + " as " + esc(x.run_as) + ": " + format_argv(x.argv) +
+                    "; started " + format_time(x.started_at_ms, now);
+  if (x.state == api::SessionState::complete)
+    out += ", ended " + format_time(x.ended_at_ms, now) + ", exit status " +
+           (x.exit_status ? std::to_string(*x.exit_status) : std::string("unknown"));
+  else
+    out += ", still running";
   return out;
 }
 

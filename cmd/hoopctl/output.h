@@ -17,6 +17,12 @@ namespace hoop::ctl {
 /// ID, STATE, HOST, USER, RUN_AS, COMMAND, AGE; one line per request.
 std::string format_request_table(const std::vector<api::Request>& reqs, int64_t now_ms);
 
+/// ID, REQUEST, STATE, EXIT, HOST, USER, RUN_AS, SIZE, STARTED, COMMAND.
+std::string format_session_table(const std::vector<api::Session>& sessions, int64_t now_ms);
+
+/// One line: who ran what where, when, and how it ended (escaped).
+std::string format_session_summary(const api::Session& s, int64_t now_ms);
+
 /// Everything about one request, decisions included, with who can still
 /// approve it while it is pending.
 std::string format_request_detail(const api::Request& r, int64_t now_ms);

@@ -25,6 +25,16 @@ std::optional<State> parse_state(std::string_view s) {
   return std::nullopt;
 }
 
+const char* session_state_name(SessionState s) {
+  return s == SessionState::complete ? "complete" : "open";
+}
+
+std::optional<SessionState> parse_session_state(std::string_view s) {
+  if (s == "open") return SessionState::open;
+  if (s == "complete") return SessionState::complete;
+  return std::nullopt;
+}
+
 int Request::approvals_count() const {
   int n = 0;
   for (const auto& d : decisions)
@@ -92,9 +102,13 @@ Status check_keys(const json& j, std::initializer_list<const char*> allowed) {
 
 Result<NewRequest> parse_new_request(const json& j) {
   if (!j.is_object()) return bad("request body must be a JSON object");
-  if (auto st = check_keys(j, {"user", "run_as", "argv", "path", "digest", "cwd", "tty", "reason"}); !st)
+  if (auto st = check_keys(j, {"user", "run_as", "argv", "path", "digest", "cwd", "tty", "reason", "use"}); !st)
     return st.error();
   NewRequest r;
+  if (auto u = j.find("use"); u != j.end()) {
+    if (!u->is_boolean()) return bad("field 'use' must be true or false");
+    r.use = u->get<bool>();
+  }
   if (auto st = get_clean(j, "user", 64, r.user); !st) return st.error();
   if (!is_valid_name(r.user)) return bad("field 'user' must be a valid user name");
   if (auto st = get_clean(j, "run_as", 64, r.run_as); !st) return st.error();
@@ -127,8 +141,81 @@ Result<NewRequest> parse_new_request(const json& j) {
 }
 
 json to_json(const NewRequest& r) {
-  return json{{"user", r.user}, {"run_as", r.run_as}, {"argv", r.argv}, {"path", r.path},
-              {"digest", r.digest}, {"cwd", r.cwd}, {"tty", r.tty}, {"reason", r.reason}};
+  json j{{"user", r.user}, {"run_as", r.run_as}, {"argv", r.argv}, {"path", r.path},
+         {"digest", r.digest}, {"cwd", r.cwd}, {"tty", r.tty}, {"reason", r.reason}};
+  // Sent only when set, so a client keeps working with a server that
+  // predates sessions (it refuses unknown fields).
+  if (r.use) j["use"] = true;
+  return j;
+}
+
+json to_json(const Session& s) {
+  return json{{"id", s.id},
+              {"request_id", s.request_id},
+              {"host", s.host},
+              {"user", s.user},
+              {"run_as", s.run_as},
+              {"argv", s.argv},
+              {"rule", s.rule},
+              {"record", s.record},
+              {"mask", s.mask},
+              {"state", session_state_name(s.state)},
+              {"length", s.length},
+              {"sha256", s.sha256},
+              {"exit_status", s.exit_status ? json(*s.exit_status) : json(nullptr)},
+              {"started_at", s.started_at_ms},
+              {"ended_at", s.ended_at_ms}};
+}
+
+Result<Session> parse_session(const json& j) {
+  try {
+    if (!j.is_object()) return bad("server answer is not a JSON object");
+    Session s;
+    s.id = j.at("id").get<int64_t>();
+    s.request_id = j.at("request_id").get<int64_t>();
+    s.host = j.at("host").get<std::string>();
+    s.user = j.at("user").get<std::string>();
+    s.run_as = j.value("run_as", "");
+    s.argv = j.value("argv", std::vector<std::string>{});
+    s.rule = j.value("rule", "");
+    s.record = j.value("record", std::string(kRecordRequired));
+    if (s.record != kRecordRequired && s.record != kRecordBestEffort)
+      return bad("server answer has an unknown record mode");
+    s.mask = j.value("mask", std::vector<std::string>{});
+    auto st = parse_session_state(j.at("state").get<std::string>());
+    if (!st) return bad("server answer has an unknown session state");
+    s.state = *st;
+    s.length = j.at("length").get<uint64_t>();
+    s.sha256 = j.value("sha256", "");
+    if (auto e = j.find("exit_status"); e != j.end() && !e->is_null()) s.exit_status = e->get<int>();
+    s.started_at_ms = j.value("started_at", int64_t{0});
+    s.ended_at_ms = j.value("ended_at", int64_t{0});
+    return s;
+  } catch (const json::exception& e) {
+    return bad(std::string("malformed session object from server: ") + e.what());
+  }
+}
+
+Result<Completion> parse_completion(const json& j) {
+  if (!j.is_object()) return bad("request body must be a JSON object");
+  if (auto st = check_keys(j, {"length", "sha256", "exit_status"}); !st) return st.error();
+  Completion c;
+  auto len = j.find("length");
+  if (len == j.end() || !len->is_number_integer() || (!len->is_number_unsigned() && len->get<int64_t>() < 0))
+    return bad("field 'length' must be a non-negative integer");
+  c.length = len->get<uint64_t>();
+  auto sha = j.find("sha256");
+  if (sha == j.end() || !sha->is_string()) return bad("field 'sha256' must be a string");
+  c.sha256 = sha->get<std::string>();
+  if (c.sha256.size() != 64 || c.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return bad("field 'sha256' must be 64 lowercase hex digits");
+  if (auto e = j.find("exit_status"); e != j.end() && !e->is_null()) {
+    if (!e->is_number_integer()) return bad("field 'exit_status' must be an integer or null");
+    const int64_t v = e->get<int64_t>();
+    if (v < -1'000'000 || v > 1'000'000) return bad("field 'exit_status' is out of range");
+    c.exit_status = static_cast<int>(v);
+  }
+  return c;
 }
 
 json to_json(const Request& r) {
@@ -136,7 +223,7 @@ json to_json(const Request& r) {
   for (const auto& d : r.decisions)
     decisions.push_back({{"reviewer", d.reviewer}, {"verdict", d.approve ? "approve" : "deny"},
                          {"comment", d.comment}, {"at", d.at_ms}});
-  return json{{"id", r.id}, {"host", r.host}, {"user", r.user}, {"run_as", r.run_as},
+  json j{{"id", r.id}, {"host", r.host}, {"user", r.user}, {"run_as", r.run_as},
               {"argv", r.argv}, {"path", r.path}, {"digest", r.digest}, {"cwd", r.cwd},
               {"tty", r.tty}, {"reason", r.reason}, {"state", state_name(r.state)},
               {"rule", r.rule}, {"action", r.action}, {"reviewers", r.reviewers},
@@ -144,7 +231,9 @@ json to_json(const Request& r) {
               {"grant_ttl_ms", r.grant_ttl_ms}, {"created_at", r.created_at_ms},
               {"expires_at", r.expires_at_ms}, {"decided_at", r.decided_at_ms},
               {"decided_by", r.decided_by}, {"grant_expires_at", r.grant_expires_at_ms},
-              {"uses", r.uses}};
+              {"uses", r.uses}, {"record", r.record}};
+  if (r.session) j["session"] = to_json(*r.session);
+  return j;
 }
 
 Result<Request> parse_request(const json& j) {
@@ -185,6 +274,12 @@ Result<Request> parse_request(const json& j) {
     r.decided_by = j.value("decided_by", "");
     r.grant_expires_at_ms = j.value("grant_expires_at", int64_t{0});
     r.uses = j.value("uses", int64_t{0});
+    r.record = j.value("record", std::string(kRecordRequired));
+    if (auto s = j.find("session"); s != j.end() && !s->is_null()) {
+      auto sess = parse_session(*s);
+      if (!sess) return sess.error();
+      r.session = std::move(*sess);
+    }
     return r;
   } catch (const json::exception& e) {
     return bad(std::string("malformed request object from server: ") + e.what());

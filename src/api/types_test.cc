@@ -101,5 +101,55 @@ TEST(Names, Validation) {
   EXPECT_FALSE(is_valid_host("web_1"));
 }
 
+TEST(Sessions, RoundTripInsideARequest) {
+  Request r;
+  r.id = 3;
+  r.host = "web1";
+  r.user = "alice";
+  r.run_as = "root";
+  r.argv = {"ls"};
+  r.record = kRecordBestEffort;
+  Session s;
+  s.id = 9;
+  s.request_id = 3;
+  s.host = "web1";
+  s.user = "alice";
+  s.mask = {"a+"};
+  s.length = 5'000'000'000;
+  r.session = s;
+  const json j = to_json(r);
+  EXPECT_TRUE(j["session"]["exit_status"].is_null());
+  EXPECT_EQ(j["session"]["state"], "open");
+  auto back = parse_request(j);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->record, "best-effort");
+  ASSERT_TRUE(back->session);
+  EXPECT_EQ(back->session->length, 5'000'000'000u);
+  EXPECT_EQ(back->session->mask, s.mask);
+  r.session.reset();
+  EXPECT_FALSE(to_json(r).contains("session"));
+  json bad = to_json(s);
+  bad["state"] = "half";
+  EXPECT_FALSE(parse_session(bad));
+}
+
+TEST(Sessions, CompletionIsStrict) {
+  const std::string sha(64, 'a');
+  auto ok = parse_completion(json{{"length", 3}, {"sha256", sha}, {"exit_status", 1}});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->exit_status, 1);
+  EXPECT_FALSE(parse_completion(json{{"length", 3}, {"sha256", sha}, {"exit_status", nullptr}})->exit_status);
+  EXPECT_FALSE(parse_completion(json{{"length", -3}, {"sha256", sha}}));
+  EXPECT_FALSE(parse_completion(json{{"length", 3.5}, {"sha256", sha}}));
+  EXPECT_FALSE(parse_completion(json{{"sha256", sha}}));
+  EXPECT_FALSE(parse_completion(json{{"length", 3}, {"sha256", std::string(64, 'A')}}));
+  EXPECT_FALSE(parse_completion(json{{"length", 3}, {"sha256", sha}, {"exit_status", "0"}}));
+  EXPECT_FALSE(parse_completion(json{{"length", 3}, {"sha256", sha}, {"extra", 1}}));
+  auto nr = parse_new_request(json{{"user", "a"}, {"argv", {"x"}}, {"path", "/x"}, {"digest", sha}, {"use", true}});
+  ASSERT_TRUE(nr);
+  EXPECT_TRUE(nr->use);
+  EXPECT_FALSE(parse_new_request(json{{"user", "a"}, {"argv", {"x"}}, {"path", "/x"}, {"digest", sha}, {"use", 1}}));
+}
+
 }  // namespace
 }  // namespace hoop::api

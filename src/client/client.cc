@@ -285,17 +285,34 @@ struct Client::Impl {
 
   Status make_tls_context();
   Status connect(Clock::time_point deadline);
-  Result<std::pair<unsigned, std::string>> exchange(std::string_view method, const std::string& wire,
-                                                    Clock::time_point deadline, milliseconds timeout);
+  /// One answer: status, body, and the session headers of a transcript read.
+  struct Answer {
+    unsigned status = 0;
+    std::string body;
+    std::string session_state;   // Hoop-Session-State
+    std::string session_length;  // Hoop-Session-Length
+  };
+  Result<Answer> exchange(std::string_view method, const std::string& wire, Clock::time_point deadline,
+                          milliseconds timeout);
+  /// Sends one request (`content_type` empty: no body) and returns the
+  /// answer, whatever its status.
+  Result<Answer> send(const char* method, const std::string& path, std::string_view content_type,
+                      std::string_view payload, milliseconds timeout);
   Result<json> call(const char* method, const std::string& path, const json* body, milliseconds timeout);
 };
 
 Status Client::Impl::make_tls_context() {
   ssl::context ctx(ssl::context::tls_client);
   SSL_CTX* native = ctx.native_handle();
+  // Set here, not left to openssl.cnf: the setuid caller may skip loading
+  // that file (OPENSSL_INIT_NO_LOAD_CONFIG), and nothing may get weaker.
   if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1)
     return tls_failure("cannot require TLS 1.2 or later");
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_security_level(native, 2);  // >= 112-bit keys, no SHA-1 signatures
+  // TLS 1.2: forward-secret AEAD suites only, as hoopd offers (1.3 suites are all fine).
+  if (SSL_CTX_set_cipher_list(native, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20") != 1)
+    return tls_failure("cannot set the TLS 1.2 cipher suites");
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   error_code ec;
   ctx.set_verify_mode(ssl::verify_peer, ec);
   if (ec) return tls_failure(ec.message());
@@ -400,10 +417,8 @@ Status Client::Impl::connect(Clock::time_point deadline) {
 
 // Sends `wire` and reads one answer, on the kept-alive connection when
 // there is one. Gives back the status and the body.
-Result<std::pair<unsigned, std::string>> Client::Impl::exchange(std::string_view method,
-                                                                const std::string& wire,
-                                                                Clock::time_point deadline,
-                                                                milliseconds timeout) {
+Result<Client::Impl::Answer> Client::Impl::exchange(std::string_view method, const std::string& wire,
+                                                    Clock::time_point deadline, milliseconds timeout) {
   for (int attempt = 0;; ++attempt) {
     if (connected() && went_stale()) drop();
     const bool reused = connected();
@@ -434,7 +449,10 @@ Result<std::pair<unsigned, std::string>> Client::Impl::exchange(std::string_view
       tcp().expires_never();
       auto& res = parser.get();
       if (!res.keep_alive()) drop();
-      return std::make_pair(res.result_int(), std::move(res.body()));
+      Answer a{res.result_int(), std::move(res.body()), {}, {}};
+      if (auto it = res.find("Hoop-Session-State"); it != res.end()) a.session_state = std::string(it->value());
+      if (auto it = res.find("Hoop-Session-Length"); it != res.end()) a.session_length = std::string(it->value());
+      return a;
     }
     drop();
     if (ec == beast::error::timeout)
@@ -445,18 +463,20 @@ Result<std::pair<unsigned, std::string>> Client::Impl::exchange(std::string_view
                                              std::to_string(opts.max_response_bytes) + " bytes");
     // Once, on a reused connection the server closed under us: resend when
     // it cannot have acted on the request (the send failed), or when the
-    // request is a GET and not a byte of the answer came back.
+    // request is a GET or a transcript PUT (idempotent at its offset) and
+    // not a byte of the answer came back.
+    const bool idempotent = method == "GET" || method == "PUT";
     const bool replay = attempt == 0 && reused && is_connection_loss(ec) &&
-                        (!sent || (method == "GET" && !parser.got_some()));
+                        (!sent || (idempotent && !parser.got_some()));
     if (replay) continue;
     return unavailable("cannot reach " + where + ": " + describe(ec));
   }
 }
 
-Result<json> Client::Impl::call(const char* method, const std::string& path, const json* body,
-                                milliseconds timeout) {
+Result<Client::Impl::Answer> Client::Impl::send(const char* method, const std::string& path,
+                                                std::string_view content_type, std::string_view payload,
+                                                milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  const std::string payload = body != nullptr ? body->dump() : std::string();
   const std::string target = origin.base_path + path;
 
   // The whole request in one buffer: one write (one TLS record), and the
@@ -470,25 +490,30 @@ Result<json> Client::Impl::call(const char* method, const std::string& path, con
   wire.append("User-Agent: ").append(opts.user_agent).append("\r\n");
   wire.append("Accept: application/json\r\n");
   if (!opts.token.empty()) wire.append("Authorization: Bearer ").append(opts.token).append("\r\n");
-  if (body != nullptr) {
-    wire.append("Content-Type: application/json\r\n");
+  if (!content_type.empty()) {
+    wire.append("Content-Type: ").append(content_type).append("\r\n");
     wire.append("Content-Length: ").append(std::to_string(payload.size())).append("\r\n");
   }
   wire.append("\r\n").append(payload);
 
   try {
-    auto answer = exchange(method, wire, deadline, timeout);
-    if (!answer) return answer.error();
-    const auto& [status, text] = *answer;
-    if (status < 200 || status > 299) return error_from_response(status, text);
-    auto j = api::parse_json_text(text, opts.max_response_bytes);
-    if (!j) return make_error(Errc::unavailable, "answer from " + where + " is not JSON (is this a hoopd?)");
-    return j;
+    return exchange(method, wire, deadline, timeout);
   } catch (const std::exception& e) {
     // Asio and OpenSSL throw only when out of resources; fail closed.
     drop();
     return make_error(Errc::internal, "talking to " + where + " failed: " + escape_for_terminal(e.what()));
   }
+}
+
+Result<json> Client::Impl::call(const char* method, const std::string& path, const json* body,
+                                milliseconds timeout) {
+  const std::string payload = body != nullptr ? body->dump() : std::string();
+  auto answer = send(method, path, body != nullptr ? "application/json" : "", payload, timeout);
+  if (!answer) return answer.error();
+  if (answer->status < 200 || answer->status > 299) return error_from_response(answer->status, answer->body);
+  auto j = api::parse_json_text(answer->body, opts.max_response_bytes);
+  if (!j) return make_error(Errc::unavailable, "answer from " + where + " is not JSON (is this a hoopd?)");
+  return j;
 }
 
 Result<Client> Client::create(ClientOptions opts) {
@@ -650,6 +675,86 @@ Result<std::vector<AuditRow>> Client::read_audit(int64_t after, int limit, json*
     return make_error(Errc::unavailable, "malformed audit rows from " + escape_for_terminal(server()));
   }
   return out;
+}
+
+Result<api::Session> Client::get_session(int64_t id, json* raw) {
+  auto j = impl_->call("GET", "/v1/sessions/" + std::to_string(id), nullptr, impl_->opts.request_timeout);
+  if (!j) return j.error();
+  if (raw != nullptr) *raw = *j;
+  return api::parse_session(*j);
+}
+
+Result<uint64_t> Client::append_transcript(int64_t id, uint64_t offset, std::string_view bytes) {
+  const std::string path = "/v1/sessions/" + std::to_string(id) + "/transcript?offset=" + std::to_string(offset);
+  auto a = impl_->send("PUT", path, "application/octet-stream", bytes, impl_->opts.request_timeout);
+  if (!a) return a.error();
+  if (a->status < 200 || a->status > 299) return error_from_response(a->status, a->body);
+  auto j = api::parse_json_text(a->body, size_t{64} * 1024);
+  if (!j || !j->is_object() || !j->contains("length") || !(*j)["length"].is_number_unsigned())
+    return make_error(Errc::unavailable, "malformed answer to a transcript write from " + escape_for_terminal(server()));
+  return (*j)["length"].get<uint64_t>();
+}
+
+Result<api::Session> Client::complete_session(int64_t id, uint64_t length, const std::string& sha256_hex,
+                                              std::optional<int> exit_status) {
+  const json body = {{"length", length},
+                     {"sha256", sha256_hex},
+                     {"exit_status", exit_status ? json(*exit_status) : json(nullptr)}};
+  auto j = impl_->call("POST", "/v1/sessions/" + std::to_string(id) + "/complete", &body,
+                       impl_->opts.request_timeout);
+  if (!j) return j.error();
+  return api::parse_session(*j);
+}
+
+Result<std::vector<api::Session>> Client::list_sessions(const SessionFilter& f, json* raw) {
+  std::string q;
+  auto param = [&](const char* key, const std::string& value) {
+    q += (q.empty() ? "?" : "&") + std::string(key) + "=" + url_escape(value);
+  };
+  if (f.state) param("state", api::session_state_name(*f.state));
+  if (!f.user.empty()) param("user", f.user);
+  if (!f.host.empty()) param("host", f.host);
+  if (f.before > 0) param("before", std::to_string(f.before));
+  if (f.limit > 0) param("limit", std::to_string(f.limit));
+  auto j = impl_->call("GET", "/v1/sessions" + q, nullptr, impl_->opts.request_timeout);
+  if (!j) return j.error();
+  if (raw != nullptr) *raw = *j;
+  auto arr = j->find("sessions");
+  if (!j->is_object() || arr == j->end() || !arr->is_array())
+    return make_error(Errc::unavailable, "malformed session list from " + escape_for_terminal(server()));
+  std::vector<api::Session> out;
+  out.reserve(arr->size());
+  for (const auto& e : *arr) {
+    auto s = api::parse_session(e);
+    if (!s) return s.error();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+Result<TranscriptChunk> Client::read_transcript(int64_t id, uint64_t offset, std::optional<milliseconds> wait) {
+  std::string path = "/v1/sessions/" + std::to_string(id) + "/transcript?offset=" + std::to_string(offset);
+  milliseconds timeout = impl_->opts.request_timeout;
+  if (wait) {
+    path += "&wait=" + std::to_string(wait->count()) + "ms";
+    timeout = *wait + impl_->opts.wait_slack;
+  }
+  auto a = impl_->send("GET", path, "", "", timeout);
+  if (!a) return a.error();
+  if (a->status < 200 || a->status > 299) return error_from_response(a->status, a->body);
+  TranscriptChunk c;
+  const std::string& len = a->session_length;
+  if ((a->session_state != "open" && a->session_state != "complete") || len.empty() || len.size() > 19 ||
+      len.find_first_not_of("0123456789") != std::string::npos)
+    return make_error(Errc::unavailable,
+                      "answer from " + escape_for_terminal(server()) + " lacks the Hoop-Session-* headers");
+  c.length = std::stoull(len);
+  c.complete = a->session_state == "complete";
+  c.bytes = std::move(a->body);
+  if (c.bytes.size() > c.length - std::min(c.length, offset) || offset > c.length)
+    return make_error(Errc::unavailable, "answer from " + escape_for_terminal(server()) +
+                                             " holds more transcript bytes than the session has");
+  return c;
 }
 
 }  // namespace hoop::client

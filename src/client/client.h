@@ -36,6 +36,7 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{30000};
   /// Extra time allowed on top of a long-poll's wait before giving up.
   std::chrono::milliseconds wait_slack{10000};
+  /// Must exceed api::kMaxReadBytes (one transcript chunk) plus headers.
   size_t max_response_bytes = size_t{8} * 1024 * 1024;
 };
 
@@ -53,6 +54,22 @@ struct ListFilter {
   std::string host;
   int64_t before = 0;  // request id; 0 = newest
   int limit = 0;       // 0 = server default (100)
+};
+
+/// Filters of GET /v1/sessions; unset ones are not sent.
+struct SessionFilter {
+  std::optional<api::SessionState> state;
+  std::string user;
+  std::string host;
+  int64_t before = 0;  // session id; 0 = newest
+  int limit = 0;       // 0 = server default (100)
+};
+
+/// One answer of GET /v1/sessions/{id}/transcript.
+struct TranscriptChunk {
+  std::string bytes;      // from the asked offset; empty when a wait ended with nothing new
+  uint64_t length = 0;    // bytes the server holds (Hoop-Session-Length)
+  bool complete = false;  // Hoop-Session-State: complete
 };
 
 /// One row of GET /v1/audit. `detail` is kept as compact JSON text.
@@ -103,6 +120,21 @@ class Client {
   Result<api::Request> cancel(int64_t id, const std::string& user = "", nlohmann::json* raw = nullptr);
   Result<api::Request> record_use(int64_t id, nlohmann::json* raw = nullptr);
   Result<std::vector<AuditRow>> read_audit(int64_t after, int limit, nlohmann::json* raw = nullptr);
+
+  // Sessions and transcripts (docs/API.md).
+  Result<api::Session> get_session(int64_t id, nlohmann::json* raw = nullptr);
+  /// PUT at `offset`; returns the server's new length. Errc::conflict on 409
+  /// (a gap, differing bytes, a complete session): ask get_session() for
+  /// the length and resume there.
+  Result<uint64_t> append_transcript(int64_t id, uint64_t offset, std::string_view bytes);
+  /// Idempotent: repeating it with the same values answers the same session.
+  Result<api::Session> complete_session(int64_t id, uint64_t length, const std::string& sha256_hex,
+                                        std::optional<int> exit_status);
+  Result<std::vector<api::Session>> list_sessions(const SessionFilter& f, nlohmann::json* raw = nullptr);
+  /// At most 1 MiB from `offset`. With `wait`, an open session with nothing
+  /// past `offset` is held until bytes arrive, it completes or the wait ends.
+  Result<TranscriptChunk> read_transcript(int64_t id, uint64_t offset,
+                                          std::optional<std::chrono::milliseconds> wait = std::nullopt);
 
  private:
   struct Impl;

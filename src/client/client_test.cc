@@ -317,6 +317,104 @@ TEST(ClientHttp, QueryStrings) {
   EXPECT_EQ(seen[1].target, "/v1/requests/9?wait=1500ms&state=pending");
 }
 
+json session_json(int64_t id, const std::string& state = "open") {
+  return {{"id", id},       {"request_id", 3}, {"host", "web1"},   {"user", "alice"},   {"run_as", "root"},
+          {"argv", {"ls"}}, {"rule", "r"},     {"record", "required"}, {"mask", {"k=\\S+"}}, {"state", state},
+          {"length", 4},    {"sha256", ""},    {"exit_status", nullptr}, {"started_at", 1}, {"ended_at", 0}};
+}
+
+TEST(ClientSessions, CreateWithUseSendsItAndParsesTheSession) {
+  FakeServer srv([](const Seen&) {
+    json r = request_json(3, "approved");
+    r["uses"] = 1;
+    r["session"] = session_json(11);
+    return http(201, r.dump());
+  });
+  auto c = make(srv.url());
+  api::NewRequest nr;
+  nr.user = "alice";
+  nr.argv = {"ls"};
+  nr.path = "/bin/ls";
+  nr.digest = std::string(64, 'a');
+  nr.use = true;
+  auto r = c.create_request(nr);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->session);
+  EXPECT_EQ(r->session->id, 11);
+  EXPECT_EQ(r->session->mask, (std::vector<std::string>{"k=\\S+"}));
+  EXPECT_FALSE(r->session->exit_status);
+  EXPECT_EQ(json::parse(srv.seen()[0].body)["use"], true);
+  nr.use = false;
+  ASSERT_TRUE(c.create_request(nr).ok());
+  EXPECT_FALSE(json::parse(srv.seen()[1].body).contains("use"));  // old servers refuse unknown fields
+}
+
+TEST(ClientSessions, AppendSendsRawBytesAtTheOffset) {
+  FakeServer srv([](const Seen& s) {
+    if (s.target.find("offset=100") != std::string::npos)
+      return http(409, R"({"error":{"code":"conflict","message":"gap","length":7}})");
+    return http(200, R"({"length":)" + std::to_string(s.body.size() + 5) + "}");
+  });
+  auto c = make(srv.url());
+  const std::string bytes("a\0\xff\r\nb", 6);
+  auto len = c.append_transcript(11, 5, bytes);
+  ASSERT_TRUE(len.ok()) << len.error().message;
+  EXPECT_EQ(*len, 11u);
+  auto seen = srv.seen();
+  EXPECT_EQ(seen[0].method, "PUT");
+  EXPECT_EQ(seen[0].target, "/v1/sessions/11/transcript?offset=5");
+  EXPECT_EQ(seen[0].body, bytes);
+  EXPECT_NE(seen[0].headers.find("Content-Type: application/octet-stream"), std::string::npos);
+  auto gap = c.append_transcript(11, 100, "x");
+  ASSERT_FALSE(gap.ok());
+  EXPECT_EQ(gap.error().code, Errc::conflict);
+}
+
+TEST(ClientSessions, ReadTranscriptTakesTheHeadersAndChecksThem) {
+  FakeServer srv([](const Seen& s) {
+    const std::string body = "tail";
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 4\r\n";
+    if (s.target.find("/12/") != std::string::npos) return head + "\r\n" + body;  // no session headers
+    if (s.target.find("/13/") != std::string::npos)
+      return head + "Hoop-Session-State: open\r\nHoop-Session-Length: 2\r\n\r\n" + body;  // more than it has
+    return head + "Hoop-Session-State: complete\r\nHoop-Session-Length: 10\r\n\r\n" + body;
+  });
+  auto c = make(srv.url());
+  auto r = c.read_transcript(11, 6, std::chrono::milliseconds(2000));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->bytes, "tail");
+  EXPECT_EQ(r->length, 10u);
+  EXPECT_TRUE(r->complete);
+  EXPECT_EQ(srv.seen()[0].target, "/v1/sessions/11/transcript?offset=6&wait=2000ms");
+  EXPECT_FALSE(c.read_transcript(12, 0).ok());
+  EXPECT_FALSE(c.read_transcript(13, 0).ok());
+}
+
+TEST(ClientSessions, CompleteGetAndList) {
+  FakeServer srv([](const Seen& s) {
+    if (s.target.starts_with("/v1/sessions?")) return http(200, json{{"sessions", {session_json(2)}}}.dump());
+    return http(200, session_json(2, "complete").dump());
+  });
+  auto c = make(srv.url());
+  auto done = c.complete_session(2, 4, std::string(64, 'c'), std::nullopt);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  EXPECT_EQ(done->state, api::SessionState::complete);
+  auto one = c.get_session(2);
+  ASSERT_TRUE(one.ok());
+  SessionFilter f;
+  f.state = api::SessionState::open;
+  f.host = "web1";
+  f.limit = 5;
+  auto list = c.list_sessions(f);
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  ASSERT_EQ(list->size(), 1u);
+  auto seen = srv.seen();
+  EXPECT_EQ(seen[0].target, "/v1/sessions/2/complete");
+  EXPECT_EQ(json::parse(seen[0].body), json({{"length", 4}, {"sha256", std::string(64, 'c')}, {"exit_status", nullptr}}));
+  EXPECT_EQ(seen[1].target, "/v1/sessions/2");
+  EXPECT_EQ(seen[2].target, "/v1/sessions?state=open&host=web1&limit=5");
+}
+
 TEST(ClientHttp, MapsServerErrors) {
   FakeServer srv([](const Seen&) {
     return http(403, R"({"error":{"code":"permission_denied","message":"the requester cannot approve"}})");

@@ -8,9 +8,12 @@
 
 #include "policy/policy.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <span>
 #include <utility>
@@ -27,10 +30,27 @@ constexpr size_t kMaxPolicyBytes = 4 * 1024 * 1024;
 constexpr size_t kMaxPatternBytes = 1024;
 constexpr size_t kMaxDiagnostics = 200;
 
-// Later issues add keys here (e.g. secret_patterns).
-constexpr std::string_view kTopKeys[] = {"groups", "rule"};
-constexpr std::string_view kRuleKeys[] = {"name",   "users",     "hosts",     "run_as", "commands",
-                                          "action", "reviewers", "approvals", "ttl",    "reason_required"};
+constexpr std::string_view kTopKeys[] = {"groups", "recording", "rule"};
+constexpr std::string_view kRuleKeys[] = {"name",      "users",     "hosts", "run_as",          "commands", "action",
+                                          "reviewers", "approvals", "ttl",   "reason_required", "record"};
+constexpr std::string_view kRecordingKeys[] = {"mask"};
+constexpr size_t kMaxMaskPatterns = 256;
+
+// Compiles `pattern` as PCRE2 (UTF mode, as hosts will) and returns the
+// compiler's message and offset when it does not compile.
+std::optional<std::string> regex_error(const std::string& pattern) {
+  int code = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF,
+                                 &code, &offset, nullptr);
+  if (re != nullptr) {
+    pcre2_code_free(re);
+    return std::nullopt;
+  }
+  PCRE2_UCHAR msg[256];
+  if (pcre2_get_error_message(code, msg, sizeof msg) < 0) return "invalid regular expression";
+  return std::string(reinterpret_cast<const char*>(msg)) + " at offset " + std::to_string(offset);
+}
 
 // Same rules as hoop::api::is_valid_name (hoop_policy must not link hoop_api):
 // 1-64 of [A-Za-z0-9._-], an optional trailing '$', no leading '-' or '.'.
@@ -112,6 +132,7 @@ class Parser {
     }
     // Groups first: rules refer to them wherever they appear in the file.
     if (const auto* g = root.get("groups")) parse_groups(*g);
+    if (const auto* rec = root.get("recording")) parse_recording(*rec);
     if (const auto* r = root.get("rule")) {
       const auto* arr = r->as_array();
       if (!arr) {
@@ -126,9 +147,38 @@ class Parser {
 
   std::map<std::string, std::vector<std::string>> groups_;
   std::vector<Rule> rules_;
+  std::vector<std::string> mask_;
   std::vector<Diagnostic> found_;
 
  private:
+  void parse_recording(const toml::node& n) {
+    const auto* t = n.as_table();
+    if (!t) {
+      error(n.source(), std::string("'recording' must be a table ([recording]), not ") + type_name(n));
+      return;
+    }
+    for (const auto& [key, value] : *t) {
+      if (!contains(kRecordingKeys, key.str()))
+        error(key.source(), "[recording]: unknown key " + quoted(key.str()) + " (allowed: " + join(kRecordingKeys) + ")");
+    }
+    const auto* m = t->get("mask");
+    if (!m) return;
+    std::vector<std::string> list;
+    if (!strings(*m, "[recording] 'mask'", list)) return;
+    if (list.size() > kMaxMaskPatterns)
+      error(m->source(), "[recording] 'mask' has more than " + std::to_string(kMaxMaskPatterns) + " patterns");
+    const auto& arr = *m->as_array();
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].empty() || list[i].size() > kMaxPatternBytes) {
+        error(arr[i].source(), "[recording] 'mask' patterns must be 1-" + std::to_string(kMaxPatternBytes) + " bytes");
+      } else if (auto why = regex_error(list[i])) {
+        error(arr[i].source(), "[recording] 'mask': bad regular expression " + quoted(list[i]) + ": " + *why);
+      } else {
+        mask_.push_back(list[i]);
+      }
+    }
+  }
+
   // Reads an array of clean strings; reports and returns false otherwise.
   bool strings(const toml::node& n, const std::string& what, std::vector<std::string>& out) {
     const auto* arr = n.as_array();
@@ -358,9 +408,10 @@ class Parser {
     const bool deny = action_ok && rule.action == Action::deny;
     const char* act = action_ok ? action_name(rule.action) : "";
 
+    // On an allow rule, 'reviewers' names who may watch its sessions.
     const auto* rv = t.get("reviewers");
-    if (rv && action_ok && !review) {
-      error(rv->source(), ctx + "'reviewers' applies only to action = \"review\", not \"" + act + "\"");
+    if (rv && deny) {
+      error(rv->source(), ctx + "'reviewers' has no effect on a deny rule; remove it");
     } else if (rv) {
       if (strings(*rv, ctx + "'reviewers'", rule.reviewers)) {
         if (rule.reviewers.empty()) error(rv->source(), ctx + "'reviewers' must not be empty");
@@ -405,6 +456,19 @@ class Parser {
       }
     }
 
+    if (const auto* rec = t.get("record")) {
+      const auto* s = rec->as_string();
+      if (deny)
+        error(rec->source(), ctx + "'record' has no effect on a deny rule; remove it");
+      else if (s && s->get() == "required")
+        rule.record = Record::required;
+      else if (s && s->get() == "best-effort")
+        rule.record = Record::best_effort;
+      else
+        error(rec->source(), ctx + "'record' must be \"required\" or \"best-effort\"" +
+                                 (s ? ", not " + quoted(s->get()) : std::string(", not ") + type_name(*rec)));
+    }
+
     if (const auto* rr = t.get("reason_required")) {
       if (deny)
         error(rr->source(), ctx + "'reason_required' has no effect on a deny rule; remove it");
@@ -434,6 +498,10 @@ class Parser {
 };
 
 }  // namespace
+
+const char* record_name(Record r) {
+  return r == Record::best_effort ? "best-effort" : "required";
+}
 
 std::string Diagnostic::to_string() const {
   if (pos.line == 0) return file + ": " + message;
@@ -481,6 +549,7 @@ Policy Policy::parse(std::string_view text, std::string_view file, std::vector<D
   }
   p.groups_ = std::move(parser.groups_);
   p.rules_ = std::move(parser.rules_);
+  p.mask_ = std::move(parser.mask_);
   p.valid_ = true;
   return p;
 }

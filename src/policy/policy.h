@@ -32,6 +32,10 @@ struct SourcePos {
   uint32_t column = 0;
 };
 
+/// What happens when no recording channel exists (policy key `record`).
+enum class Record { required, best_effort };
+const char* record_name(Record r);  // "required" | "best-effort"
+
 struct Rule {
   std::string name;
   std::vector<std::string> users;      // names, "@group" or "*"
@@ -39,10 +43,13 @@ struct Rule {
   std::vector<std::string> run_as;     // names or "*"; default {"root"}
   std::vector<std::vector<std::string>> commands;  // argv patterns
   Action action = Action::deny;
-  std::vector<std::string> reviewers;  // names or "@group" (review only)
+  // Names or "@group". For review: who may approve. For review and allow:
+  // who may read and watch the rule's session transcripts.
+  std::vector<std::string> reviewers;
   int approvals = 1;                   // distinct people needed (review only)
   std::chrono::milliseconds ttl{15 * 60 * 1000};  // grant lifetime
   bool reason_required = false;
+  Record record = Record::required;
   SourcePos pos;
 };
 
@@ -83,6 +90,9 @@ class Policy {
   bool valid() const { return valid_; }
   const std::vector<Rule>& rules() const { return rules_; }
   const std::map<std::string, std::vector<std::string>>& groups() const { return groups_; }
+  /// [recording] mask: extra secret patterns (PCRE2 syntax, each checked to
+  /// compile) that hosts replace in transcripts before they leave.
+  const std::vector<std::string>& mask() const { return mask_; }
 
   Decision decide(const Query& q) const;
 
@@ -98,6 +108,7 @@ class Policy {
   std::string file_;  // for positions in Decision::why
   std::map<std::string, std::vector<std::string>> groups_;
   std::vector<Rule> rules_;
+  std::vector<std::string> mask_;
 };
 
 /// fnmatch-like glob for one element: '*' any run (not crossing nothing

@@ -199,8 +199,9 @@ TEST(PolicyParse, RunAs) {
 }
 
 TEST(PolicyParse, ActionSpecificKeys) {
-  EXPECT_DIAG(std::string(kRule) + "action = \"allow\"\nreviewers = [\"b\"]\n", 6, 13,
-              "'reviewers' applies only to action = \"review\"");
+  EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nreviewers = [\"b\"]\n", 6, 13,
+              "'reviewers' has no effect on a deny rule");
+  EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nrecord = \"required\"\n", 6, 10, "no effect on a deny");
   EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\napprovals = 1\n", 6, 13, "'approvals' applies only");
   EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nttl = \"5m\"\n", 6, 7, "no effect on a deny rule");
   EXPECT_DIAG(std::string(kRule) + "action = \"deny\"\nreason_required = false\n", 6, 19,
@@ -332,6 +333,41 @@ TEST(PolicyHostile, BinaryAndInvalidUtf8) {
   errors_of("[[rule]]\nname = \"\xc3\x28\"\n");
   EXPECT_DIAG("[groups]\nsre = [\"bob\\u202e\"]\n", 2, 8,
               "control characters or invalid UTF-8: 'bob\\u202e'");
+}
+
+TEST(PolicyRecording, RecordModeAndWatchersOfAllowRules) {
+  std::vector<Diagnostic> d;
+  const Policy p = Policy::parse(std::string(kRule) +
+                                     "action = \"allow\"\nreviewers = [\"bob\"]\nrecord = \"best-effort\"\n" +
+                                     "[[rule]]\nname = \"s\"\nusers = [\"a\"]\ncommands = [[\"/bin/y\"]]\n" + "action = \"review\"\nreviewers = [\"bob\"]\n",
+                                 "p.toml", &d);
+  ASSERT_TRUE(p.valid()) << dump(d);
+  EXPECT_EQ(p.rules()[0].record, Record::best_effort);
+  EXPECT_EQ(p.reviewers_of(0), (std::vector<std::string>{"bob"}));  // may watch its sessions
+  EXPECT_EQ(p.rules()[1].record, Record::required);                 // the default
+  EXPECT_STREQ(record_name(Record::best_effort), "best-effort");
+  EXPECT_DIAG(std::string(kRule) + "action = \"allow\"\nrecord = \"maybe\"\n", 6, 10,
+              "'record' must be \"required\" or \"best-effort\", not 'maybe'");
+  EXPECT_DIAG(std::string(kRule) + "action = \"allow\"\nrecord = true\n", 6, 10, "not a boolean");
+}
+
+TEST(PolicyRecording, MaskPatternsAreCheckedAsPcre2) {
+  std::vector<Diagnostic> d;
+  const Policy p = Policy::parse("[recording]\nmask = ['token=\\S+', '(?i)secret:\\s*\\w+']\n" +
+                                     std::string(kRule) + "action = \"allow\"\n",
+                                 "p.toml", &d);
+  ASSERT_TRUE(p.valid()) << dump(d);
+  EXPECT_EQ(p.mask(), (std::vector<std::string>{"token=\\S+", "(?i)secret:\\s*\\w+"}));
+  // A bad pattern is reported at its own position, with PCRE2's reason.
+  EXPECT_DIAG("[recording]\nmask = ['ok', 'a(b']\n", 2, 15, "bad regular expression 'a(b': missing closing parenthesis");
+  EXPECT_DIAG("[recording]\nmask = ['']\n", 2, 9, "patterns must be 1-");
+  EXPECT_DIAG("[recording]\nmask = 'x'\n", 2, 8, "must be an array of strings");
+  EXPECT_DIAG("[recording]\nmasks = ['x']\n", 2, 1, "[recording]: unknown key 'masks'");
+  EXPECT_DIAG("recording = 1\n", 1, 13, "'recording' must be a table");
+  const std::string file = "[recording]\nmask = ['a(b']\n";
+  const auto diags = errors_of(file);
+  ASSERT_FALSE(diags.empty());
+  EXPECT_EQ(diags[0].to_string().rfind("p.toml:2:9: ", 0), 0u) << diags[0].to_string();
 }
 
 }  // namespace

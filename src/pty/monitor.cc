@@ -246,7 +246,7 @@ Status Session::setup(bool terminal, ChildFds& fds, std::array<Fd, 4>& child_end
   terminal_ = terminal;
   Status st = terminal ? setup_terminal(fds, child_ends) : setup_pipes(fds, child_ends);
   if (!st) return st;
-  if (obs_.begin) obs_.begin(size_ ? size_->ws_col : 0, size_ ? size_->ws_row : 0);
+  if (obs_.begin) obs_.begin(size_ ? size_->ws_col : 0, size_ ? size_->ws_row : 0, terminal_);
   // Raw last, right before the command starts; RawMode undoes it if `start` fails.
   if (terminal_) return raw_.enter(0);
   return {};

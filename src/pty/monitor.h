@@ -29,13 +29,14 @@ struct ChildFds {
 /// for the command's output, `input` for the caller's keystrokes with
 /// `echo` telling whether the pty currently echoes, `resize` for window size
 /// changes, `begin` once before the command starts with the initial window
-/// size (0x0 without a terminal; the asciicast header needs it). All
+/// size and whether the command gets a terminal (a pty may be 0x0 when the
+/// caller's terminal reports no size; the asciicast header needs both). All
 /// optional. Views point into the relay buffer: valid only during the call.
 struct Observer {
   std::function<void(std::string_view)> output;
   std::function<void(std::string_view, bool echo)> input;
   std::function<void(unsigned short cols, unsigned short rows)> resize;
-  std::function<void(unsigned short cols, unsigned short rows)> begin;
+  std::function<void(unsigned short cols, unsigned short rows, bool terminal)> begin;
 };
 
 struct MonitorOptions {

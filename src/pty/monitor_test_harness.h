@@ -99,7 +99,7 @@ inline pid_t start_shell(const ChildFds& f, const char* cmd) {
     r.resize_cols = c;
     r.resize_rows = rows;
   };
-  mo.observer.begin = [&r](unsigned short c, unsigned short rows) {
+  mo.observer.begin = [&r](unsigned short c, unsigned short rows, bool) {
     ++r.begin_calls;
     r.begin_cols = c;
     r.begin_rows = rows;

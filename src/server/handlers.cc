@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
 #include "api/types.h"
@@ -18,6 +19,7 @@ namespace hoop::server {
 namespace {
 
 using nlohmann::json;
+namespace beast = boost::beast;
 
 Error bad(std::string msg) { return make_error(Errc::invalid_argument, std::move(msg)); }
 
@@ -159,7 +161,10 @@ json audit_row_json(const audit::Row& r) {
               {"prev_hash", r.prev_hash},   {"hash", r.hash}};
 }
 
-enum class Route { healthz, metrics, whoami, requests, request, approve, deny, cancel, use, audit, none };
+enum class Route {
+  healthz, metrics, whoami, requests, request, approve, deny, cancel, use, audit,
+  sessions, session, transcript, complete, none
+};
 
 struct Match {
   Route route = Route::none;
@@ -172,12 +177,19 @@ Match match_path(std::string_view path) {
   if (path == "/v1/whoami") return {Route::whoami, {}};
   if (path == "/v1/audit") return {Route::audit, {}};
   if (path == "/v1/requests") return {Route::requests, {}};
-  constexpr std::string_view kPrefix = "/v1/requests/";
-  if (path.substr(0, kPrefix.size()) != kPrefix) return {};
-  std::string_view rest = path.substr(kPrefix.size());
+  if (path == "/v1/sessions") return {Route::sessions, {}};
+  constexpr std::string_view kRequests = "/v1/requests/", kSessions = "/v1/sessions/";
+  const bool session = path.starts_with(kSessions);
+  if (!session && !path.starts_with(kRequests)) return {};
+  std::string_view rest = path.substr(session ? kSessions.size() : kRequests.size());
   const size_t slash = rest.find('/');
-  if (slash == std::string_view::npos) return {Route::request, rest};
+  if (slash == std::string_view::npos) return {session ? Route::session : Route::request, rest};
   const std::string_view id = rest.substr(0, slash), verb = rest.substr(slash + 1);
+  if (session) {
+    if (verb == "transcript") return {Route::transcript, id};
+    if (verb == "complete") return {Route::complete, id};
+    return {};
+  }
   if (verb == "approve") return {Route::approve, id};
   if (verb == "deny") return {Route::deny, id};
   if (verb == "cancel") return {Route::cancel, id};
@@ -189,17 +201,20 @@ Match match_path(std::string_view path) {
 const char* allowed_methods(Route r) {
   switch (r) {
     case Route::requests: return "GET, POST";
+    case Route::transcript: return "GET, PUT";
     case Route::approve:
     case Route::deny:
     case Route::cancel:
-    case Route::use: return "POST";
+    case Route::use:
+    case Route::complete: return "POST";
     default: return "GET";
   }
 }
 
 bool method_allowed(Route r, http::verb m) {
   if (r == Route::requests) return m == http::verb::get || m == http::verb::post;
-  if (r == Route::approve || r == Route::deny || r == Route::cancel || r == Route::use)
+  if (r == Route::transcript) return m == http::verb::get || m == http::verb::put;
+  if (r == Route::approve || r == Route::deny || r == Route::cancel || r == Route::use || r == Route::complete)
     return m == http::verb::post;
   return m == http::verb::get;
 }
@@ -234,6 +249,29 @@ Service::WaitHandle get_request(HandlerContext& ctx, const Principal& who, int64
                                      [send](Result<api::Request> r) { send(result_response(r)); });
 }
 
+// The filters both lists share: user, host, before (an id of `kind`), limit.
+Status parse_list_filters(const Params& p, const char* kind, std::optional<std::string>& user,
+                          std::optional<std::string>& host,
+                          int64_t& before_id, int& limit) {
+  if (auto it = p.find("user"); it != p.end()) {
+    if (!api::is_valid_name(it->second)) return bad("user must be a valid user name");
+    user = it->second;
+  }
+  if (auto it = p.find("host"); it != p.end()) {
+    if (!api::is_valid_host(it->second)) return bad("host must be a valid host name");
+    host = it->second;
+  }
+  if (auto it = p.find("before"); it != p.end()) {
+    auto v = parse_id(it->second);
+    if (!v) return bad(std::string("before must be a ") + kind + " id");
+    before_id = *v;
+  }
+  auto l = parse_limit(p, 100);
+  if (!l) return l.error();
+  limit = *l;
+  return {};
+}
+
 void list_requests(HandlerContext& ctx, const Principal& who, std::string_view query, const Send& send) {
   auto p = parse_query(query, {"state", "user", "host", "before", "limit"});
   if (!p) return reply_error(ctx.service, send, p.error());
@@ -242,22 +280,8 @@ void list_requests(HandlerContext& ctx, const Principal& who, std::string_view q
     q.state = api::parse_state(it->second);
     if (!q.state) return reply_error(ctx.service, send, bad("unknown state '" + escape_for_terminal(it->second) + "'"));
   }
-  if (auto it = p->find("user"); it != p->end()) {
-    if (!api::is_valid_name(it->second)) return reply_error(ctx.service, send, bad("user must be a valid user name"));
-    q.user = it->second;
-  }
-  if (auto it = p->find("host"); it != p->end()) {
-    if (!api::is_valid_host(it->second)) return reply_error(ctx.service, send, bad("host must be a valid host name"));
-    q.host = it->second;
-  }
-  if (auto it = p->find("before"); it != p->end()) {
-    auto v = parse_id(it->second);
-    if (!v) return reply_error(ctx.service, send, bad("before must be a request id"));
-    q.before_id = *v;
-  }
-  auto limit = parse_limit(*p, 100);
-  if (!limit) return reply_error(ctx.service, send, limit.error());
-  q.limit = *limit;
+  if (auto st = parse_list_filters(*p, "request", q.user, q.host, q.before_id, q.limit); !st)
+    return reply_error(ctx.service, send, st.error());
   auto r = ctx.service.list_requests(who, q);
   if (!r) return reply_error(ctx.service, send, r.error());
   json arr = json::array();
@@ -281,6 +305,112 @@ void read_audit(HandlerContext& ctx, const Principal& who, std::string_view quer
   json arr = json::array();
   for (const auto& r : *rows) arr.push_back(audit_row_json(r));
   reply_durable(ctx.service, send, json_response(http::status::ok, json{{"rows", std::move(arr)}}));
+}
+
+// ---- sessions ----
+
+/// An error answer; a conflict on a session also carries the length the
+/// server holds, so the host knows where to resume.
+void reply_session_error(HandlerContext& ctx, const Principal& who, int64_t id, const Error& e, const Send& send) {
+  json body = api::error_json(e);
+  if (e.code == Errc::conflict)
+    if (auto len = ctx.service.transcript_length(who, id); len) body["error"]["length"] = *len;
+  reply_durable(ctx.service, send, json_response(status_for(e.code), body));
+}
+
+Result<uint64_t> parse_offset(const Params& p, bool required) {
+  auto it = p.find("offset");
+  if (it == p.end()) {
+    if (required) return bad("offset is required (the byte offset of the body in the transcript)");
+    return uint64_t{0};
+  }
+  auto v = parse_decimal(it->second);
+  if (!v) return bad("offset must be a byte offset (a decimal number)");
+  return static_cast<uint64_t>(*v);
+}
+
+void list_sessions(HandlerContext& ctx, const Principal& who, std::string_view query, const Send& send) {
+  auto p = parse_query(query, {"state", "user", "host", "before", "limit"});
+  if (!p) return reply_error(ctx.service, send, p.error());
+  SessionQuery q;
+  if (auto it = p->find("state"); it != p->end()) {
+    q.state = api::parse_session_state(it->second);
+    if (!q.state) return reply_error(ctx.service, send, bad("state must be open or complete"));
+  }
+  if (auto st = parse_list_filters(*p, "session", q.user, q.host, q.before_id, q.limit); !st)
+    return reply_error(ctx.service, send, st.error());
+  auto r = ctx.service.list_sessions(who, q);
+  if (!r) return reply_error(ctx.service, send, r.error());
+  json arr = json::array();
+  for (const auto& s : *r) arr.push_back(api::to_json(s));
+  reply_durable(ctx.service, send, json_response(http::status::ok, json{{"sessions", std::move(arr)}}));
+}
+
+/// PUT /v1/sessions/{id}/transcript?offset=N: raw bytes (at most
+/// api::kMaxChunkBytes, enforced while reading: body_limit_for).
+void put_transcript(HandlerContext& ctx, const Principal& who, int64_t id, std::string_view query,
+                    const HttpRequest& req, const Send& send) {
+  auto p = parse_query(query, {"offset"});
+  if (!p) return reply_error(ctx.service, send, p.error());
+  auto offset = parse_offset(*p, /*required=*/true);
+  if (!offset) return reply_error(ctx.service, send, offset.error());
+  if (auto ct = req.find(http::field::content_type);
+      ct != req.end() && !beast::iequals(ct->value(), "application/octet-stream"))
+    return reply_error(ctx.service, send, bad("a transcript body is application/octet-stream"));
+  if (req.body().size() > api::kMaxChunkBytes)
+    return reply_error(ctx.service, send, make_error(Errc::too_large, "transcript chunk is larger than 4 MiB"));
+  auto len = ctx.service.append_transcript(who, id, *offset, req.body());
+  if (!len) return reply_session_error(ctx, who, id, len.error(), send);
+  reply_durable(ctx.service, send, json_response(http::status::ok, json{{"length", *len}}));
+}
+
+/// GET /v1/sessions/{id}/transcript?offset=N[&wait=D]: raw bytes, with the
+/// session's state and length in headers. Always answered through the
+/// transcript waiters (at once when there is something to say).
+Service::WaitHandle get_transcript(HandlerContext& ctx, const Principal& who, int64_t id, std::string_view query,
+                                   const Send& send) {
+  auto fail = [&](const Error& e) {
+    reply_error(ctx.service, send, e);
+    return Service::WaitHandle();
+  };
+  auto p = parse_query(query, {"offset", "wait"});
+  if (!p) return fail(p.error());
+  auto offset = parse_offset(*p, /*required=*/false);
+  if (!offset) return fail(offset.error());
+  std::chrono::milliseconds timeout{0};
+  if (auto it = p->find("wait"); it != p->end()) {
+    auto wait = parse_duration(it->second);
+    if (!wait) return fail(wait.error());
+    timeout = std::min(*wait, ctx.cfg.max_wait);
+  }
+  // The Service answers only once what it reports is durable (as for the
+  // request long-poll), so the answer goes out at once.
+  return ctx.service.wait_for_transcript(
+      who, id, *offset, timeout, [&ctx, who, id, send](Result<TranscriptChunk> r) {
+        if (!r) {
+          json body = api::error_json(r.error());
+          if (r.error().code == Errc::conflict)
+            if (auto len = ctx.service.transcript_length(who, id); len) body["error"]["length"] = *len;
+          return send(json_response(status_for(r.error().code), body));
+        }
+        HttpResponse res = base_response(http::status::ok, "application/octet-stream");
+        res.set("Hoop-Session-State", api::session_state_name(r->session.state));
+        res.set("Hoop-Session-Length", std::to_string(r->session.length));
+        res.body() = std::move(r->bytes);
+        res.prepare_payload();
+        send(std::move(res));
+      });
+}
+
+void complete_session(HandlerContext& ctx, const Principal& who, int64_t id, const HttpRequest& req,
+                      const Send& send) {
+  auto body = body_json(req, /*empty_ok=*/false);
+  if (!body) return reply_error(ctx.service, send, body.error());
+  auto c = api::parse_completion(*body);
+  if (!c) return reply_error(ctx.service, send, c.error());
+  auto s = ctx.service.complete_session(who, id, *c);
+  if (!s) return reply_session_error(ctx, who, id, s.error(), send);
+  reply_durable(ctx.service, send, json_response(http::status::ok, api::to_json(*s)));
 }
 
 /// POST /v1/requests/{id}/{approve,deny,cancel,use}.
@@ -344,6 +474,12 @@ bool is_clean_request(const HttpRequest& req) {
   return true;
 }
 
+size_t body_limit_for(http::verb method, std::string_view target) {
+  if (method != http::verb::put) return api::kMaxBodyBytes;
+  const std::string_view path = target.substr(0, target.find('?'));
+  return match_path(path).route == Route::transcript ? api::kMaxChunkBytes : api::kMaxBodyBytes;
+}
+
 Service::WaitHandle handle_request(HandlerContext& ctx, HttpRequest&& req, Send send) {
   if (!is_clean_request(req)) {
     send(error_response(http::status::bad_request, bad("control characters in the request line or headers")));
@@ -391,15 +527,20 @@ Service::WaitHandle handle_request(HandlerContext& ctx, HttpRequest&& req, Send 
     return nullptr;
   }
 
+  const bool on_session =
+      m.route == Route::session || m.route == Route::transcript || m.route == Route::complete;
   std::optional<int64_t> id;
-  if (!m.id.empty() || m.route == Route::request) {
+  if (!m.id.empty() || m.route == Route::request || m.route == Route::session) {
     id = parse_id(m.id);
     if (!id) {
-      reply_error(ctx.service, send, make_error(Errc::not_found, "no such request (ids are positive integers)"));
+      reply_error(ctx.service, send,
+                  make_error(Errc::not_found, std::string("no such ") + (on_session ? "session" : "request") +
+                                                  " (ids are positive integers)"));
       return nullptr;
     }
   }
-  const bool takes_query = m.route == Route::request || m.route == Route::requests || m.route == Route::audit;
+  const bool takes_query = m.route == Route::request || m.route == Route::requests || m.route == Route::audit ||
+                           m.route == Route::sessions || m.route == Route::transcript;
   if (!takes_query && !query.empty()) {
     reply_error(ctx.service, send, bad("this endpoint takes no query parameters"));
     return nullptr;
@@ -432,6 +573,21 @@ Service::WaitHandle handle_request(HandlerContext& ctx, HttpRequest&& req, Send 
       return nullptr;
     case Route::request: return get_request(ctx, *who, *id, query, send);
     case Route::audit: read_audit(ctx, *who, query, send); return nullptr;
+    case Route::sessions: list_sessions(ctx, *who, query, send); return nullptr;
+    case Route::session: {
+      auto s = ctx.service.get_session(*who, *id);
+      if (!s) {
+        reply_error(ctx.service, send, s.error());
+      } else {
+        reply_durable(ctx.service, send, json_response(http::status::ok, api::to_json(*s)));
+      }
+      return nullptr;
+    }
+    case Route::transcript:
+      if (req.method() == http::verb::get) return get_transcript(ctx, *who, *id, query, send);
+      put_transcript(ctx, *who, *id, query, req, send);
+      return nullptr;
+    case Route::complete: complete_session(ctx, *who, *id, req, send); return nullptr;
     default: act(ctx, *who, m.route, *id, req, send); return nullptr;
   }
 }

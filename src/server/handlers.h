@@ -51,6 +51,11 @@ struct HandlerContext {
 /// and `send` is then never called. For every other request it returns null.
 Service::WaitHandle handle_request(HandlerContext& ctx, HttpRequest&& req, Send send);
 
+/// The largest body the route of `target` takes: api::kMaxChunkBytes for a
+/// transcript PUT, api::kMaxBodyBytes (JSON) for everything else. The
+/// session asks once the header is read, before any body byte is kept.
+size_t body_limit_for(http::verb method, std::string_view target);
+
 /// HTTP status for an error code (docs/API.md).
 http::status status_for(Errc code);
 

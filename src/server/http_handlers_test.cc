@@ -69,6 +69,7 @@ class HandlersTest : public ::testing::Test {
     auto pol = std::make_shared<const policy::Policy>(policy::Policy::parse(kPolicy, "test.toml", &diags));
     ASSERT_TRUE(pol->valid());
     cfg_.max_wait = milliseconds(100);
+    cfg_.data_dir = dir_;  // transcripts/ beside the database
     svc_ = std::make_unique<Service>(io_.get_executor(), *store_, pol, cfg_, [this] { return now_; });
     ctx_.emplace(HandlerContext{*svc_, cfg_, metrics_});
     host_ = token(store::TokenKind::host, "web1", '1');
@@ -450,6 +451,157 @@ TEST_F(HandlersTest, StatusMapping) {
   EXPECT_EQ(status_for(Errc::too_large), http::status::payload_too_large);
   EXPECT_EQ(status_for(Errc::unavailable), http::status::service_unavailable);
   EXPECT_EQ(status_for(Errc::internal), http::status::internal_server_error);
+}
+
+// ---- sessions and transcripts ----
+
+class SessionHandlersTest : public HandlersTest {
+ protected:
+  /// Files, approves (bob) and uses a request: the session id.
+  int64_t open_session() {
+    const int64_t id = file();
+    EXPECT_EQ(post("/v1/requests/" + std::to_string(id) + "/approve", bob_, "{}").status, 200u);
+    auto use = post("/v1/requests/" + std::to_string(id) + "/use", host_, "{}");
+    EXPECT_EQ(use.status, 200u) << use.res.body();
+    EXPECT_TRUE(use.body.contains("session")) << use.res.body();
+    EXPECT_EQ(use.body["session"]["request_id"], id);
+    EXPECT_EQ(use.body["session"]["state"], "open");
+    EXPECT_EQ(use.body["record"], "required");
+    return use.body["session"].value("id", int64_t{0});
+  }
+  Answer put(int64_t session, const std::string& query, const std::string& bytes, const std::string& tok) {
+    auto req = make(http::verb::put, "/v1/sessions/" + std::to_string(session) + "/transcript" + query, tok, bytes);
+    req.set(http::field::content_type, "application/octet-stream");
+    return send(std::move(req));
+  }
+  std::string path(int64_t session, const std::string& rest = "") {
+    return "/v1/sessions/" + std::to_string(session) + rest;
+  }
+};
+
+TEST_F(SessionHandlersTest, CreateWithUseAnswersTheSessionOnlyWhenApproved) {
+  const std::string with_use = kNewRequest.substr(0, kNewRequest.size() - 1) + R"(,"use":true})";
+  auto pending = post("/v1/requests", host_, with_use);
+  EXPECT_EQ(pending.status, 201u) << pending.res.body();
+  EXPECT_EQ(pending.body["state"], "pending");
+  EXPECT_FALSE(pending.body.contains("session"));
+  EXPECT_EQ(pending.body["uses"], 0);
+  const int64_t id = pending.body["id"];
+  ASSERT_EQ(post("/v1/requests/" + std::to_string(id) + "/approve", bob_, "{}").status, 200u);
+  auto reuse = post("/v1/requests", host_, with_use);  // grant reuse, with its use and session
+  EXPECT_EQ(reuse.body["id"], id);
+  EXPECT_EQ(reuse.body["uses"], 1);
+  ASSERT_TRUE(reuse.body.contains("session")) << reuse.res.body();
+  EXPECT_EQ(reuse.body["session"]["sha256"], "");
+  EXPECT_TRUE(reuse.body["session"]["exit_status"].is_null());
+  expect_error(post("/v1/requests", host_, kNewRequest.substr(0, kNewRequest.size() - 1) + R"(,"use":1})"), 400,
+               "invalid_argument");
+}
+
+TEST_F(SessionHandlersTest, TranscriptWritesReadsAndConflictsCarryTheLength) {
+  const int64_t s = open_session();
+  auto a = put(s, "?offset=0", "hello", host_);
+  EXPECT_EQ(a.status, 200u) << a.res.body();
+  EXPECT_EQ(a.body["length"], 5);
+  a = put(s, "?offset=3", "lo, you", host_);
+  EXPECT_EQ(a.body["length"], 10);
+  a = put(s, "?offset=12", "x", host_);
+  expect_error(a, 409, "conflict");
+  EXPECT_EQ(a.body["error"]["length"], 10);
+  a = put(s, "?offset=0", "HELLO", host_);
+  expect_error(a, 409, "conflict");
+  EXPECT_EQ(a.body["error"]["length"], 10);
+  expect_error(put(s, "", "x", host_), 400, "invalid_argument");  // offset is required
+  expect_error(put(s, "?offset=-1", "x", host_), 400, "invalid_argument");
+  expect_error(put(s, "?offset=0", "x", alice_), 403, "permission_denied");
+  expect_error(put(s, "?offset=0", "x", bob_), 403, "permission_denied");
+  expect_error(put(999, "?offset=0", "x", host_), 404, "not_found");
+  auto json_body = make(http::verb::put, path(s, "/transcript?offset=10"), host_, "{}");
+  json_body.set(http::field::content_type, "application/json");
+  expect_error(send(std::move(json_body)), 400, "invalid_argument");
+
+  auto r = get(path(s, "/transcript?offset=2"), alice_);
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.res.body(), "llo, you");
+  EXPECT_EQ(r.res[http::field::content_type], "application/octet-stream");
+  EXPECT_EQ(r.res["Hoop-Session-State"], "open");
+  EXPECT_EQ(r.res["Hoop-Session-Length"], "10");
+  expect_error(get(path(s, "/transcript?offset=11"), alice_), 409, "conflict");
+  expect_error(get(path(s, "/transcript"), mallory_), 401, "unauthenticated");  // revoked token
+  auto stranger = token(store::TokenKind::user, "eve", 'e');
+  expect_error(get(path(s, "/transcript"), stranger), 404, "not_found");
+  expect_error(get(path(s), stranger), 404, "not_found");
+  expect_error(get(path(s, "/transcript?offset=0&bogus=1"), alice_), 400, "invalid_argument");
+
+  auto one = get(path(s), carol_);  // a reviewer of the rule
+  EXPECT_EQ(one.status, 200u);
+  EXPECT_EQ(one.body["length"], 10);
+  EXPECT_EQ(one.body["state"], "open");
+  auto list = get("/v1/sessions?state=open&limit=5", bob_);
+  ASSERT_EQ(list.status, 200u) << list.res.body();
+  ASSERT_EQ(list.body["sessions"].size(), 1u);
+  EXPECT_EQ(list.body["sessions"][0]["id"], s);
+  EXPECT_EQ(get("/v1/sessions", stranger).body["sessions"].size(), 0u);
+  expect_error(get("/v1/sessions?state=pending", bob_), 400, "invalid_argument");
+}
+
+TEST_F(SessionHandlersTest, CompleteIsCheckedIdempotentAndClosesTheSession) {
+  const int64_t s = open_session();
+  ASSERT_EQ(put(s, "?offset=0", "abc", host_).status, 200u);
+  const std::string good = R"({"length":3,"sha256":")" + sha256_hex("abc") + R"(","exit_status":0})";
+  auto wrong = post(path(s, "/complete"), host_, R"({"length":3,"sha256":")" + sha256_hex("abd") + R"(","exit_status":0})");
+  expect_error(wrong, 409, "conflict");
+  EXPECT_EQ(wrong.body["error"]["length"], 3);
+  expect_error(post(path(s, "/complete"), host_, R"({"length":4,"sha256":")" + sha256_hex("abcd") + R"("})"), 409,
+               "conflict");
+  expect_error(post(path(s, "/complete"), host_, R"({"length":3,"sha256":"ABC"})"), 400, "invalid_argument");
+  expect_error(post(path(s, "/complete"), host_, R"({"length":-1,"sha256":")" + sha256_hex("") + R"("})"), 400,
+               "invalid_argument");
+  expect_error(post(path(s, "/complete"), bob_, good), 403, "permission_denied");
+
+  auto done = post(path(s, "/complete"), host_, good);
+  ASSERT_EQ(done.status, 200u) << done.res.body();
+  EXPECT_EQ(done.body["state"], "complete");
+  EXPECT_EQ(done.body["exit_status"], 0);
+  EXPECT_EQ(done.body["sha256"], sha256_hex("abc"));
+  EXPECT_EQ(post(path(s, "/complete"), host_, good).status, 200u);  // repeated
+  auto late = put(s, "?offset=3", "d", host_);
+  expect_error(late, 409, "conflict");
+  EXPECT_EQ(late.body["error"]["length"], 3);
+  auto r = get(path(s, "/transcript?offset=0&wait=1s"), bob_);  // complete: no waiting
+  EXPECT_EQ(r.res.body(), "abc");
+  EXPECT_EQ(r.res["Hoop-Session-State"], "complete");
+
+  const std::string m = get("/metrics").res.body();
+  EXPECT_NE(m.find("\nhoopd_session_completes_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nhoopd_sessions_open 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nhoopd_transcript_bytes_received_total 3\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nhoopd_transcript_writes_rejected_total 3\n"), std::string::npos) << m;
+}
+
+TEST_F(SessionHandlersTest, TranscriptLongPollHoldsThenEndsEmpty) {
+  const int64_t s = open_session();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = get(path(s, "/transcript?offset=0&wait=30s"), alice_);  // capped at max_wait (100ms)
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, milliseconds(90));
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.res.body(), "");
+  EXPECT_EQ(r.res["Hoop-Session-Length"], "0");
+  expect_error(get(path(s, "/transcript?wait=soon"), alice_), 400, "invalid_argument");
+}
+
+TEST_F(SessionHandlersTest, RoutesMethodsAndBodyLimits) {
+  EXPECT_EQ(get("/v1/sessions/1/bogus", alice_).status, 404u);
+  auto del = send(make(http::verb::delete_, "/v1/sessions/1/transcript", alice_));
+  EXPECT_EQ(del.status, 405u);
+  EXPECT_EQ(del.res[http::field::allow], "GET, PUT");
+  EXPECT_EQ(get("/v1/sessions/1/complete", host_).status, 405u);
+  EXPECT_EQ(get("/v1/sessions/01", alice_).status, 404u);
+  EXPECT_EQ(body_limit_for(http::verb::put, "/v1/sessions/7/transcript?offset=0"), api::kMaxChunkBytes);
+  EXPECT_EQ(body_limit_for(http::verb::post, "/v1/sessions/7/transcript"), api::kMaxBodyBytes);
+  EXPECT_EQ(body_limit_for(http::verb::put, "/v1/sessions/7/complete"), api::kMaxBodyBytes);
+  EXPECT_EQ(body_limit_for(http::verb::post, "/v1/requests"), api::kMaxBodyBytes);
+  EXPECT_EQ(body_limit_for(http::verb::put, "/v1/requests/7/transcript"), api::kMaxBodyBytes);
 }
 
 }  // namespace

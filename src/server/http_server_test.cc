@@ -18,6 +18,7 @@
 #include <functional>
 #include <thread>
 
+#include "api/types.h"
 #include "common/crypto.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -36,6 +37,12 @@ users = ["alice"]
 commands = [["/usr/bin/systemctl", "restart", "*"]]
 action = "review"
 reviewers = ["bob"]
+
+[[rule]]
+name = "status"
+users = ["*"]
+commands = [["/usr/bin/systemctl", "status", "**"]]
+action = "allow"
 )toml";
 
 const std::string kHostToken = "hoop_" + std::string(16, '1') + "_" + std::string(64, '1');
@@ -133,6 +140,7 @@ class ServerTest : public ::testing::Test {
     cfg_.listen_port = 0;
     cfg_.insecure_http = true;
     cfg_.read_timeout = milliseconds(300);
+    cfg_.data_dir = dir_;
   }
   void TearDown() override {
     if (thread_.joinable()) {
@@ -222,6 +230,49 @@ TEST_F(ServerTest, OversizedBodyGets413AndTheConnectionCloses) {
   EXPECT_NE(res.find("\"too_large\""), std::string::npos);
   EXPECT_NE(res.find("Connection: close"), std::string::npos);
   EXPECT_TRUE(c.closed_within(milliseconds(3000)));
+}
+
+std::string body_of(const std::string& res) { return res.substr(res.find("\r\n\r\n") + 4); }
+
+TEST_F(ServerTest, BodyLimitIsPerRoute) {
+  start();
+  // An allowed command with use: the session to write to.
+  Conn c(server_->port());
+  const std::string filing = R"({"user":"alice","argv":["systemctl","status"],"path":"/usr/bin/systemctl",)"
+                             R"("digest":")" + std::string(64, 'a') + R"(","use":true})";
+  ASSERT_TRUE(c.send("POST /v1/requests HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + kHostToken +
+                     "\r\nContent-Length: " + std::to_string(filing.size()) + "\r\n\r\n" + filing));
+  const std::string created = c.response();
+  ASSERT_EQ(status_line(created), "HTTP/1.1 201 Created") << created;
+  const size_t at = created.find("\"session\":{");
+  ASSERT_NE(at, std::string::npos) << created;
+  const size_t idp = created.find("\"id\":", at);
+  const std::string sid = std::to_string(std::stol(created.substr(idp + 5)));
+
+  auto put = [&](Conn& conn, size_t n) {
+    const std::string head = "PUT /v1/sessions/" + sid + "/transcript?offset=0 HTTP/1.1\r\nHost: t\r\n" +
+                             "Authorization: Bearer " + kHostToken +
+                             "\r\nContent-Type: application/octet-stream\r\nContent-Length: " + std::to_string(n) +
+                             "\r\n\r\n";
+    EXPECT_TRUE(conn.send(head));
+    conn.send(std::string(n, 'x'));  // the server may already have answered and half-closed
+    return conn.response();
+  };
+  // 3 MiB: over the JSON limit, under the transcript limit.
+  const std::string ok = put(c, 3 * 1024 * 1024);
+  EXPECT_EQ(status_line(ok), "HTTP/1.1 200 OK") << ok;
+  EXPECT_EQ(body_of(ok), "{\"length\":3145728}\n");
+  Conn big(server_->port());
+  const std::string refused = put(big, api::kMaxChunkBytes + 1);
+  EXPECT_EQ(status_line(refused), "HTTP/1.1 413 Payload Too Large");
+  EXPECT_NE(refused.find("4096 KiB"), std::string::npos) << refused;
+  // The same 3 MiB to a JSON route is refused by the 512 KiB limit.
+  Conn json_route(server_->port());
+  ASSERT_TRUE(json_route.send("POST /v1/sessions/" + sid + "/complete HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " +
+                              kHostToken + "\r\nContent-Length: 3145728\r\n\r\n"));
+  const std::string too_big = json_route.response();
+  EXPECT_EQ(status_line(too_big), "HTTP/1.1 413 Payload Too Large");
+  EXPECT_NE(too_big.find("512 KiB"), std::string::npos) << too_big;
 }
 
 TEST_F(ServerTest, OversizedHeadersAndControlCharactersAreRefused) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -77,6 +78,15 @@ std::string Metrics::render(const Service& service) const {
           c.auth_failures);
   counter(out, "hoopd_commits_total", "Durable store commits (group commit batches).", c.commits);
   counter(out, "hoopd_commit_failures_total", "Store commits that failed.", c.commit_failures);
+  gauge(out, "hoopd_sessions_open", "Recorded sessions not yet complete.",
+        static_cast<uint64_t>(std::max<int64_t>(0, c.open_sessions)));
+  counter(out, "hoopd_sessions_opened_total", "Sessions opened (one per grant use).", c.sessions_opened);
+  counter(out, "hoopd_session_completes_total", "Sessions completed with a checked SHA-256.", c.session_completes);
+  counter(out, "hoopd_transcript_bytes_received_total", "Transcript bytes received in accepted writes.",
+          c.transcript_bytes);
+  counter(out, "hoopd_transcript_writes_rejected_total",
+          "Transcript writes and completions refused (gap, differing bytes, digest, complete session).",
+          c.rejected_writes);
   gauge(out, "hoopd_waiters", "Open long-polls.", service.waiting());
   gauge(out, "hoopd_connections", "Open client connections.", connections_);
   counter(out, "hoopd_connections_refused_total", "Connections closed at once because max_connections was reached.",

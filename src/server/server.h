@@ -5,8 +5,10 @@
 // the config has [tls], plain HTTP only when it says insecure_http = true.
 //
 // MUST: every read is bounded in time (read_timeout: TLS handshake, whole
-// request, idle keep-alive) and size (16 KiB of headers, api::kMaxBodyBytes
-// of body); connections beyond max_connections are closed at once.
+// request, idle keep-alive) and size (16 KiB of headers; of body
+// api::kMaxBodyBytes for JSON, api::kMaxChunkBytes for a transcript PUT:
+// handlers.h body_limit_for, decided once the header is read); connections
+// beyond max_connections are closed at once.
 // MUST: an open long-poll costs a few KiB (5,000 waiters < 100 MB in all,
 // TLS included: see TlsStream, and the handshake admission in server.cc).
 //

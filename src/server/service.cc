@@ -1,6 +1,8 @@
-// The approval service. Longer than most files (~600 lines) on purpose:
-// every separation-of-duties rule and the batch/durability machinery they
-// rely on read best in one place, in the order the checks run.
+// The approval service. Longer than most files (~900 lines) on purpose:
+// every separation-of-duties and visibility rule (requests and sessions) and
+// the batch/durability machinery they rely on read best in one place, in the
+// order the checks run. The session calls are the part to move out first
+// (service_sessions.cc), keeping their rules beside the request rules.
 
 #include "server/service.h"
 
@@ -13,6 +15,7 @@
 #include "common/crypto.h"
 #include "common/escape.h"
 #include "server/waiters.h"
+#include "store/transcripts.h"
 
 namespace hoop::server {
 namespace {
@@ -42,6 +45,9 @@ Error invalid(std::string m) {
 }
 Error no_request(int64_t id) {
   return make_error(Errc::not_found, "no request " + std::to_string(id));
+}
+Error no_session(int64_t id) {
+  return make_error(Errc::not_found, "no session " + std::to_string(id));
 }
 
 bool is_lower_hex(std::string_view s) {
@@ -95,7 +101,16 @@ struct Service::Impl {
         max_wait(cfg.max_wait),
         clock(std::move(clk)),
         counters(svc.counters_),
-        waiters(ex, [this](int64_t id, const Waiters::Ticket& t) { answer_after_commit(id, t); }) {}
+        waiters(ex, [this](int64_t id, const Waiters::Ticket& t) { answer_after_commit(id, t); }),
+        swaiters(ex, [this](int64_t id, const SessionWaiters::Ticket& t) { session_after_commit(id, t); }) {
+    if (!cfg.data_dir.empty()) {
+      auto t = store::Transcripts::open(cfg.data_dir + "/transcripts");
+      if (t)
+        transcripts = std::move(*t);
+      else
+        transcripts_error = t.error().message;
+    }
+  }
 
   ~Impl() {
     // Shutting down with a batch open: keep what was accepted. Callers are
@@ -108,6 +123,7 @@ struct Service::Impl {
   /// What the open batch owes once its commit is decided.
   struct Batch {
     std::vector<int64_t> changed;                    // ids to wake after commit
+    std::vector<int64_t> sessions;                   // session ids to wake after commit
     std::vector<std::function<void()>> reads;        // waiter answers read after commit
     std::vector<std::function<void(Status)>> dones;  // on_durable callbacks
     Counters at_begin;                               // restored if the batch fails
@@ -155,6 +171,8 @@ struct Service::Impl {
       // a waiter sees is exactly what was committed.
       for (int64_t id : b.changed)
         if (waiters.has(id)) waiters.wake(id, read(id));
+      for (int64_t id : b.sessions)
+        if (swaiters.has(id)) swaiters.wake(id, live_session(id));
     } else {
       store.rollback();
       undo_counters(b);
@@ -169,6 +187,9 @@ struct Service::Impl {
     c.commits = counters.commits;
     c.commit_failures = counters.commit_failures + 1;
     c.auth_failures = counters.auth_failures;
+    // Transcript bytes live in files, outside the batch: they happened.
+    c.transcript_bytes = counters.transcript_bytes;
+    c.rejected_writes = counters.rejected_writes;
     counters = c;
   }
 
@@ -185,6 +206,7 @@ struct Service::Impl {
     if (auto st = store.savepoint(); !st) return make_error(Errc::unavailable, st.error().message);
     const Counters before = counters;
     touched.clear();
+    touched_sessions.clear();
     Result<T> r = body();
     if (r) {
       if (auto st = store.release(); !st) r = st.error();
@@ -193,10 +215,13 @@ struct Service::Impl {
       store.rollback_to();
       counters = before;
       touched.clear();
+      touched_sessions.clear();
       return r;
     }
     batch->changed.insert(batch->changed.end(), touched.begin(), touched.end());
+    batch->sessions.insert(batch->sessions.end(), touched_sessions.begin(), touched_sessions.end());
     touched.clear();
+    touched_sessions.clear();
     return r;
   }
 
@@ -228,6 +253,109 @@ struct Service::Impl {
     if (!r) return r;
     if (!visible(who, *r)) return no_request(id);
     return r;
+  }
+
+  // ---- sessions ----
+
+  /// The session with `length` as held now: the file's size while open.
+  Result<store::SessionRecord> read_session(int64_t id) {
+    auto r = store.get_session(id);
+    if (!r) return r.error();
+    if (!r->has_value()) return no_session(id);
+    store::SessionRecord rec = std::move(**r);
+    if (rec.session.state == api::SessionState::open && transcripts) {
+      auto len = transcripts->length(id);
+      if (!len) return len.error();
+      rec.session.length = *len;
+    }
+    return rec;
+  }
+
+  Result<api::Session> live_session(int64_t id) {
+    auto r = read_session(id);
+    if (!r) return r.error();
+    return std::move(r->session);
+  }
+
+  static bool visible(const Principal& who, const store::SessionRecord& r) {
+    if (who.kind == store::TokenKind::host) return r.session.host == who.name;
+    return r.session.user == who.name || contains(r.reviewers, who.name);
+  }
+
+  Result<store::SessionRecord> load_visible_session(const Principal& who, int64_t id) {
+    auto r = read_session(id);
+    if (!r) return r;
+    if (!visible(who, *r)) return no_session(id);
+    return r;
+  }
+
+  /// The session `id` for a write by `who`: its own host only.
+  Result<store::SessionRecord> writable_session(const Principal& who, int64_t id) {
+    auto r = load_visible_session(who, id);
+    if (!r) return r;
+    if (who.kind != store::TokenKind::host)
+      return denied("only the host recording session " + std::to_string(id) + " can write it");
+    return r;
+  }
+
+  Status need_transcripts() const {
+    if (transcripts) return {};
+    return make_error(Errc::unavailable,
+                      transcripts_error.empty() ? "no transcript store (data_dir is not set)" : transcripts_error);
+  }
+
+  /// Up to kMaxReadBytes from `offset` of session `s`.
+  Result<TranscriptChunk> chunk(api::Session s, uint64_t offset) {
+    if (offset > s.length)
+      return conflict("offset " + std::to_string(offset) + " is past the " + std::to_string(s.length) +
+                      " bytes of session " + std::to_string(s.id));
+    TranscriptChunk c;
+    if (offset < s.length) {
+      if (auto st = need_transcripts(); !st) return st.error();
+      auto bytes = transcripts->read(s.id, offset, std::min<uint64_t>(api::kMaxReadBytes, s.length - offset));
+      if (!bytes) return bytes.error();
+      c.bytes = std::move(*bytes);
+    }
+    c.session = std::move(s);
+    return c;
+  }
+
+  void session_after_commit(int64_t id, const SessionWaiters::Ticket& t) {
+    if (batch) {
+      batch->reads.push_back([this, id, t] { swaiters.deliver(t, live_session(id)); });
+    } else {
+      swaiters.deliver(t, live_session(id));
+    }
+  }
+
+  /// Opens the session of one use of `r` (inside a write savepoint).
+  Result<api::Session> open_session(const Principal& who, const api::Request& r, int64_t now) {
+    store::SessionRecord rec;
+    api::Session& s = rec.session;
+    s.request_id = r.id;
+    s.host = r.host;
+    s.user = r.user;
+    s.run_as = r.run_as;
+    s.argv = r.argv;
+    s.rule = r.rule;
+    s.record = r.record;
+    if (policy) s.mask = policy->mask();
+    s.started_at_ms = now;
+    rec.reviewers = r.reviewers;
+    auto id = store.insert_session(rec);
+    if (!id) return id.error();
+    s.id = *id;
+    // An id whose row was rolled back is handed out again: its file (if a
+    // write raced the failed commit) must not become this session's start.
+    if (transcripts)
+      if (auto st = transcripts->discard(s.id); !st) return st.error();
+    if (auto st = audit(now, who.actor(), "session.open", r.id,
+                        json{{"session", s.id}, {"record", s.record}, {"uses", r.uses}});
+        !st)
+      return st.error();
+    ++counters.sessions_opened;
+    ++counters.open_sessions;
+    return s;
   }
 
   /// A waiter whose answer may depend on the open batch is answered after
@@ -296,14 +424,22 @@ struct Service::Impl {
   Counters& counters;
   // Posted tasks check this so they never touch a destroyed service.
   std::shared_ptr<char> alive_token = std::make_shared<char>(0);
-  std::vector<int64_t> touched;  // ids changed by the call in progress
-  std::optional<Batch> batch;    // the open batch, if any
-  Waiters waiters;               // last: its timeout hook uses the members above
+  std::vector<int64_t> touched;           // ids changed by the call in progress
+  std::vector<int64_t> touched_sessions;  // session ids changed by it
+  std::optional<Batch> batch;             // the open batch, if any
+  std::unique_ptr<store::Transcripts> transcripts;  // null without data_dir
+  std::string transcripts_error;                    // why it is null
+  // Last: their timeout hooks use the members above.
+  Waiters waiters;
+  SessionWaiters swaiters;
 };
 
 Service::Service(boost::asio::any_io_executor ex, store::Store& store,
                  std::shared_ptr<const policy::Policy> policy, const config::ServerConfig& cfg, Clock clock)
-    : impl_(std::make_unique<Impl>(*this, std::move(ex), store, std::move(policy), cfg, std::move(clock))) {}
+    : impl_(std::make_unique<Impl>(*this, std::move(ex), store, std::move(policy), cfg, std::move(clock))) {
+  // Here, not in Impl: counters_ is constructed after impl_.
+  if (auto n = store.count_open_sessions(); n) counters_.open_sessions = *n;
+}
 
 Service::~Service() = default;
 
@@ -386,6 +522,9 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
     r.decided_by = "policy";
     r.grant_ttl_ms = rule->ttl.count();
     r.grant_expires_at_ms = now + r.grant_ttl_ms;
+    r.record = policy::record_name(rule->record);
+    // On an allow rule, `reviewers` names who may watch its sessions.
+    r.reviewers = pol->reviewers_of(d.rule_index);
   } else if (d.action == policy::Action::review && rule != nullptr) {
     // A live grant for exactly this command (host, user, run-as, argv, path
     // and digest) is answered instead of a new request: a second run inside
@@ -393,7 +532,11 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
     // says review, so a rule turned to deny takes effect at once.
     auto reuse = find_live_grant(r, now);
     if (!reuse) return reuse.error();
-    if (*reuse) return std::move(**reuse);
+    if (*reuse) {
+      if (!nr.use) return std::move(**reuse);
+      api::Request found = std::move(**reuse);
+      return impl_->write<api::Request>([&]() { return use_grant(who, std::move(found), now); });
+    }
     if (rule->reason_required && nr.reason.empty())
       return invalid("rule '" + rule->name + "' requires a reason: pass -r REASON");
     r.action = policy::action_name(policy::Action::review);
@@ -404,6 +547,7 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
     r.approvals_required = std::max(1, rule->approvals);
     r.grant_ttl_ms = rule->ttl.count();
     r.expires_at_ms = now + impl_->request_ttl_ms;
+    r.record = policy::record_name(rule->record);
   } else {
     r.action = policy::action_name(policy::Action::deny);
     r.state = api::State::denied;
@@ -421,6 +565,9 @@ Result<api::Request> Service::create_request(const Principal& who, const api::Ne
     if (auto st = impl_->audit(now, who.actor(), "request.create", r.id, detail); !st) return st.error();
     ++counters_.requests_created;
     impl_->touched.push_back(r.id);
+    // Approved at once and asked to run: the use and its session ride in
+    // this savepoint, so the run costs one commit (one fsync), not two.
+    if (nr.use && r.state == api::State::approved) return use_grant(who, r, now);
     return r;
   });
   return out;
@@ -542,15 +689,157 @@ Result<api::Request> Service::record_use(const Principal& who, int64_t id) {
                     ")");
   const int64_t now = impl_->clock();
   if (now >= r->grant_expires_at_ms) return conflict("grant for request " + std::to_string(id) + " expired");
-  return impl_->write<api::Request>([&]() -> Result<api::Request> {
-    ++r->uses;
-    if (auto st = impl_->store.update_request(*r); !st) return st.error();
-    if (auto st = impl_->audit(now, who.actor(), "grant.use", id, json{{"uses", r->uses}}); !st)
+  return impl_->write<api::Request>([&]() { return use_grant(who, std::move(*r), now); });
+}
+
+Result<api::Request> Service::use_grant(const Principal& who, api::Request r, int64_t now) {
+  ++r.uses;
+  if (auto st = impl_->store.update_request(r); !st) return st.error();
+  if (auto st = impl_->audit(now, who.actor(), "grant.use", r.id, json{{"uses", r.uses}}); !st) return st.error();
+  ++counters_.grant_uses;
+  impl_->touched.push_back(r.id);
+  auto s = impl_->open_session(who, r, now);
+  if (!s) return s.error();
+  r.session = std::move(*s);
+  return r;
+}
+
+Result<api::Session> Service::get_session(const Principal& who, int64_t id) {
+  auto r = impl_->load_visible_session(who, id);
+  if (!r) return r.error();
+  return std::move(r->session);
+}
+
+Result<std::vector<api::Session>> Service::list_sessions(const Principal& who, const SessionQuery& q) {
+  const int limit = std::clamp(q.limit, 1, kListMaxLimit);
+  store::SessionFilter f{q.state, q.user, q.host, std::max<int64_t>(0, q.before_id), limit};
+  const bool all_visible = who.kind == store::TokenKind::host || (q.user && *q.user == who.name);
+  if (who.kind == store::TokenKind::host) {
+    if (q.host && *q.host != who.name) return std::vector<api::Session>{};
+    f.host = who.name;
+  } else if (!all_visible) {
+    f.limit = std::clamp(limit * 2, 50, kListMaxLimit);  // over-fetch, as list_requests does
+  }
+  std::vector<api::Session> out;
+  for (int page = 0; page < kListMaxPages; ++page) {
+    auto rows = impl_->store.list_sessions(f);
+    if (!rows) return rows.error();
+    for (auto& r : *rows) {
+      if (!Impl::visible(who, r)) continue;
+      if (r.session.state == api::SessionState::open && impl_->transcripts) {
+        auto len = impl_->transcripts->length(r.session.id);
+        if (!len) return len.error();
+        r.session.length = *len;
+      }
+      out.push_back(std::move(r.session));
+      if (out.size() >= static_cast<size_t>(limit)) return out;
+    }
+    if (all_visible || rows->size() < static_cast<size_t>(f.limit) || rows->back().session.id <= 1) break;
+    f.before_id = rows->back().session.id;
+  }
+  return out;
+}
+
+Result<uint64_t> Service::append_transcript(const Principal& who, int64_t id, uint64_t offset,
+                                            std::string_view bytes) {
+  auto r = impl_->writable_session(who, id);
+  if (!r) return r.error();
+  if (auto st = impl_->need_transcripts(); !st) return st.error();
+  if (r->session.state == api::SessionState::complete) {
+    ++counters_.rejected_writes;
+    return conflict("session " + std::to_string(id) + " is complete; it takes no more bytes");
+  }
+  auto len = impl_->transcripts->append(id, offset, bytes, nullptr);
+  if (!len) {
+    if (len.error().code == Errc::conflict) ++counters_.rejected_writes;
+    return len.error();
+  }
+  counters_.transcript_bytes += bytes.size();
+  if (impl_->swaiters.has(id)) {
+    api::Session s = std::move(r->session);
+    s.length = *len;
+    impl_->swaiters.wake(id, s);
+  }
+  return len;
+}
+
+Result<api::Session> Service::complete_session(const Principal& who, int64_t id, const api::Completion& c) {
+  auto r = impl_->writable_session(who, id);
+  if (!r) return r.error();
+  api::Session& s = r->session;
+  const std::string sid = std::to_string(id);
+  if (s.state == api::SessionState::complete) {
+    // The host may have lost our first answer: the same values again are fine.
+    if (s.length == c.length && s.sha256 == c.sha256 && s.exit_status == c.exit_status) return std::move(s);
+    ++counters_.rejected_writes;
+    return conflict("session " + sid + " is already complete with other values");
+  }
+  if (auto st = impl_->need_transcripts(); !st) return st.error();
+  auto sealed = impl_->transcripts->seal(id);
+  if (!sealed) return sealed.error();
+  if (sealed->length != c.length) {
+    ++counters_.rejected_writes;
+    return conflict("session " + sid + ": the server holds " + std::to_string(sealed->length) + " bytes, not " +
+                    std::to_string(c.length));
+  }
+  if (sealed->sha256 != c.sha256) {
+    ++counters_.rejected_writes;
+    return conflict("session " + sid + ": the SHA-256 of the " + std::to_string(sealed->length) +
+                    " bytes the server holds differs from the one sent");
+  }
+  const int64_t now = impl_->clock();
+  return impl_->write<api::Session>([&]() -> Result<api::Session> {
+    s.state = api::SessionState::complete;
+    s.length = sealed->length;
+    s.sha256 = sealed->sha256;
+    s.exit_status = c.exit_status;
+    s.ended_at_ms = now;
+    if (auto st = impl_->store.complete_session(s); !st) return st.error();
+    if (auto st = impl_->audit(now, who.actor(), "session.complete", s.request_id,
+                               json{{"session", id},
+                                    {"length", s.length},
+                                    {"sha256", s.sha256},
+                                    {"exit_status", s.exit_status ? json(*s.exit_status) : json(nullptr)}});
+        !st)
       return st.error();
-    ++counters_.grant_uses;
-    impl_->touched.push_back(id);
-    return *r;
+    ++counters_.session_completes;
+    --counters_.open_sessions;
+    impl_->touched_sessions.push_back(id);
+    return s;
   });
+}
+
+Result<uint64_t> Service::transcript_length(const Principal& who, int64_t id) {
+  auto r = impl_->load_visible_session(who, id);
+  if (!r) return r.error();
+  return r->session.length;
+}
+
+Service::WaitHandle Service::wait_for_transcript(const Principal& who, int64_t id, uint64_t offset,
+                                                 std::chrono::milliseconds timeout,
+                                                 std::function<void(Result<TranscriptChunk>)> done) {
+  auto& w = impl_->swaiters;
+  // Bytes are read when the answer is due, not when the wait began; the
+  // weak token keeps a posted answer from touching a destroyed service.
+  auto answer = [impl = impl_.get(), alive = std::weak_ptr<char>(impl_->alive_token), offset,
+                 done = std::move(done)](Result<api::Session> s) {
+    if (!alive.lock()) return;
+    if (!s) return done(s.error());
+    done(impl->chunk(std::move(*s), offset));
+  };
+  auto r = impl_->load_visible_session(who, id);
+  if (!r) return w.answer(r.error(), std::move(answer));
+  if (r->session.length > offset || r->session.state == api::SessionState::complete ||
+      timeout <= std::chrono::milliseconds(0)) {
+    // What is there now (a completion may belong to the open batch: answer
+    // only once it is durable).
+    auto h = w.hold(std::move(answer));
+    impl_->session_after_commit(id, SessionWaiters::ticket(h));
+    return h;
+  }
+  if (offset > r->session.length) return w.answer(r->session, std::move(answer));  // chunk() refuses it
+  timeout = std::min(timeout, impl_->max_wait);
+  return w.add(id, offset, timeout, std::move(answer));
 }
 
 Result<std::vector<audit::Row>> Service::read_audit(const Principal& who, int64_t after_seq, int limit) {
@@ -604,7 +893,7 @@ void Service::set_policy(std::shared_ptr<const policy::Policy> policy) {
 }
 
 size_t Service::waiting() const {
-  return impl_->waiters.size();
+  return impl_->waiters.size() + impl_->swaiters.size();
 }
 
 }  // namespace hoop::server

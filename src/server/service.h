@@ -7,7 +7,10 @@
 // credential never approves or denies; a reviewer is in the rule's
 // reviewers; N approvals are N distinct people; one denial ends the request;
 // pending requests and grants expire; every state change appends an audit row
-// in the same transaction as the change.
+// in the same transaction as the change. Transcripts: only the host that
+// owns a session writes it, never once it is complete; a session is read by
+// its requester and the reviewers of its rule (named when it was filed;
+// for an allow rule its `reviewers` list names them), and by its host.
 //
 // Threading: one io_context thread. All calls run on it; no locks.
 // Durability: each mutating call runs in a store savepoint inside the current
@@ -33,7 +36,6 @@
 
 namespace hoop::server {
 
-class Waiters;
 
 /// Who is calling, from the bearer token.
 struct Principal {
@@ -55,6 +57,20 @@ struct ListQuery {
   int limit = 100;
 };
 
+struct SessionQuery {
+  std::optional<api::SessionState> state;  // nullopt = any
+  std::optional<std::string> user;
+  std::optional<std::string> host;
+  int64_t before_id = 0;
+  int limit = 100;
+};
+
+/// A piece of a transcript and where the session stands.
+struct TranscriptChunk {
+  std::string bytes;     // at most api::kMaxReadBytes, from the asked offset
+  api::Session session;  // session.length: bytes the server holds now
+};
+
 /// Counters for /metrics, owned by the service.
 struct Counters {
   uint64_t requests_created = 0;
@@ -66,6 +82,11 @@ struct Counters {
   uint64_t auth_failures = 0;
   uint64_t commits = 0;
   uint64_t commit_failures = 0;
+  int64_t open_sessions = 0;  // a gauge, read from the store at start
+  uint64_t sessions_opened = 0;
+  uint64_t session_completes = 0;
+  uint64_t transcript_bytes = 0;  // bytes received in accepted writes
+  uint64_t rejected_writes = 0;   // transcript writes refused (conflicts)
 };
 
 class Service {
@@ -99,8 +120,33 @@ class Service {
   /// By the requesting host (for `user`, who must be the requester) or by
   /// the requester's own personal credential. Pending requests only.
   Result<api::Request> cancel(const Principal& who, int64_t id, const std::string& user);
-  /// Host credential of the request's host; approved and unexpired grants only.
+  /// Host credential of the request's host; approved and unexpired grants
+  /// only. Opens the use's session in the same savepoint (the answer's
+  /// `session`).
   Result<api::Request> record_use(const Principal& who, int64_t id);
+
+  // ---- sessions (see the MUST list above) ----
+
+  /// Visible sessions only (others are not_found). `length` of an open
+  /// session is what its transcript file holds now.
+  Result<api::Session> get_session(const Principal& who, int64_t id);
+  Result<std::vector<api::Session>> list_sessions(const Principal& who, const SessionQuery& q);
+  /// Stores transcript bytes at `offset` (Transcripts::append): returns the
+  /// new length; conflict on a gap, a differing overlap or a complete session.
+  Result<uint64_t> append_transcript(const Principal& who, int64_t id, uint64_t offset, std::string_view bytes);
+  /// Checks the file's length and SHA-256 against `c`, flushes it, and marks
+  /// the session complete (audit row `session.complete`). The same values
+  /// again answer the complete session (idempotent); others are conflict.
+  Result<api::Session> complete_session(const Principal& who, int64_t id, const api::Completion& c);
+  /// The stored length of a visible session (for 409 answers).
+  Result<uint64_t> transcript_length(const Principal& who, int64_t id);
+  /// Long-poll on a transcript: `done` gets the bytes from `offset` (at most
+  /// api::kMaxReadBytes) at once when there are some or the session is
+  /// complete, else when bytes arrive, the session completes, or `timeout`
+  /// (capped at max_wait) passes (then none). Returns a WaitHandle (below).
+  [[nodiscard]] std::shared_ptr<void> wait_for_transcript(const Principal& who, int64_t id, uint64_t offset,
+                                               std::chrono::milliseconds timeout,
+                                               std::function<void(Result<TranscriptChunk>)> done);
 
   /// Personal credentials only.
   Result<std::vector<audit::Row>> read_audit(const Principal& who, int64_t after_seq, int limit);
@@ -134,10 +180,13 @@ class Service {
   void set_policy(std::shared_ptr<const policy::Policy> policy);
 
   const Counters& counters() const { return counters_; }
-  size_t waiting() const;  // open long-polls, for /metrics
+  size_t waiting() const;  // open long-polls, for /metrics (transcripts included)
 
  private:
   Result<std::optional<api::Request>> find_live_grant(const api::Request& want, int64_t now);
+  /// Records one use of `r`'s grant and opens its session; runs inside a
+  /// write savepoint.
+  Result<api::Request> use_grant(const Principal& who, api::Request r, int64_t now);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -555,7 +555,7 @@ TEST_F(ServiceTest, AuditIsForPeopleAndItsChainVerifies) {
   }
   EXPECT_TRUE(v.ok());
   EXPECT_EQ(actions,
-            (std::vector<std::string>{"request.create", "request.approve", "grant.use", "request.create",
+            (std::vector<std::string>{"request.create", "request.approve", "grant.use", "session.open", "request.create",
                                       "request.approve", "request.deny", "request.create", "request.cancel",
                                       "request.create", "request.expire"}));
   auto one = svc_->read_audit(user("bob"), 0, 0);  // clamped to 1

@@ -206,7 +206,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     phase_ = Phase::reading;
     parser_ = std::make_unique<Parser>();
     parser_->header_limit(static_cast<std::uint32_t>(kHeaderLimit));
-    parser_->body_limit(api::kMaxBodyBytes);
+    // The largest any route takes; on_header narrows it to the route's.
+    body_limit_ = api::kMaxChunkBytes;
+    parser_->body_limit(body_limit_);
     arm(sh_->read_timeout);  // the whole request, and idle keep-alive before it
     beast::http::async_read_header(stream_, buffer_, *parser_,
                                    [self = this->shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
@@ -216,6 +218,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (phase_ == Phase::closed) return;
     if (ec) return on_read_error(ec);
     const auto& h = parser_->get();
+    body_limit_ = body_limit_for(h.method(), h.target());
+    if (auto len = parser_->content_length(); len && *len > body_limit_) return on_read_error(beast::http::error::body_limit);
+    parser_->body_limit(body_limit_);  // also bounds chunked bodies from here on
     if (h.version() >= 11 && !parser_->is_done() && beast::iequals(h[beast::http::field::expect], "100-continue")) {
       // curl waits a second for this before sending a larger body.
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -240,7 +245,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec == he::error::body_limit)
       return reply_now(beast::http::status::payload_too_large,
                        make_error(Errc::too_large, "body is larger than " +
-                                                       std::to_string(api::kMaxBodyBytes / 1024) + " KiB"));
+                                                       std::to_string(body_limit_ / 1024) + " KiB"));
     if (ec == he::error::header_limit || ec == he::error::buffer_overflow)
       return reply_now(beast::http::status::request_header_fields_too_large,
                        make_error(Errc::too_large, "request headers are larger than 16 KiB"));
@@ -394,6 +399,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Phase phase_ = Phase::reading;
   uint64_t generation_ = 0;
   size_t drained_ = 0;
+  size_t body_limit_ = api::kMaxBodyBytes;  // of the request being read
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool watching_ = false;

@@ -9,9 +9,10 @@ namespace hoop::server {
 /// One waiter. Owned by the caller's handle (shared_ptr); the registry and
 /// every posted task refer to it weakly, so a released handle frees it at
 /// once and nothing runs for it afterwards.
-class Waiters::Entry : public std::enable_shared_from_this<Entry> {
+template <class T>
+class BasicWaiters<T>::Entry : public std::enable_shared_from_this<Entry> {
  public:
-  Entry(const boost::asio::any_io_executor& ex, int64_t id, api::State seen, Done done)
+  Entry(const boost::asio::any_io_executor& ex, int64_t id, Seen seen, Done done)
       : id_(id), seen_(seen), timer_(ex), done_(std::move(done)) {}
   ~Entry() {
     if (linked_) owner_->unlink(*this);
@@ -23,7 +24,7 @@ class Waiters::Entry : public std::enable_shared_from_this<Entry> {
 
   /// Runs the callback once. Moving it out first makes a second call a
   /// no-op, even when the callback itself releases the last handle.
-  void fire(Result<api::Request> r) {
+  void fire(Result<T> r) {
     if (!done_) return;
     Done f = std::move(done_);
     done_ = nullptr;
@@ -31,8 +32,8 @@ class Waiters::Entry : public std::enable_shared_from_this<Entry> {
   }
 
   int64_t id_;
-  api::State seen_;
-  Waiters* owner_ = nullptr;  // valid while linked_
+  Seen seen_;
+  BasicWaiters* owner_ = nullptr;  // valid while linked_
   Entry* prev_ = nullptr;
   Entry* next_ = nullptr;
   bool linked_ = false;
@@ -40,10 +41,12 @@ class Waiters::Entry : public std::enable_shared_from_this<Entry> {
   Done done_;
 };
 
-Waiters::Waiters(boost::asio::any_io_executor ex, OnTimeout on_timeout)
+template <class T>
+BasicWaiters<T>::BasicWaiters(boost::asio::any_io_executor ex, OnTimeout on_timeout)
     : ex_(std::move(ex)), on_timeout_(std::move(on_timeout)) {}
 
-Waiters::~Waiters() {
+template <class T>
+BasicWaiters<T>::~BasicWaiters() {
   for (auto& [id, head] : heads_) {
     for (Entry* e = head; e != nullptr;) {
       Entry* next = e->next_;
@@ -60,7 +63,8 @@ Waiters::~Waiters() {
   }
 }
 
-void Waiters::link(Entry& e) {
+template <class T>
+void BasicWaiters<T>::link(Entry& e) {
   auto [it, inserted] = heads_.try_emplace(e.id_, &e);
   if (!inserted) {
     e.next_ = it->second;
@@ -72,7 +76,8 @@ void Waiters::link(Entry& e) {
   ++count_;
 }
 
-void Waiters::unlink(Entry& e) {
+template <class T>
+void BasicWaiters<T>::unlink(Entry& e) {
   if (e.prev_ != nullptr) {
     e.prev_->next_ = e.next_;
   } else if (e.next_ != nullptr) {
@@ -86,7 +91,9 @@ void Waiters::unlink(Entry& e) {
   --count_;
 }
 
-Waiters::Handle Waiters::add(int64_t id, api::State seen, std::chrono::milliseconds timeout, Done done) {
+template <class T>
+typename BasicWaiters<T>::Handle BasicWaiters<T>::add(int64_t id, Seen seen, std::chrono::milliseconds timeout,
+                                                      Done done) {
   auto e = std::make_shared<Entry>(ex_, id, seen, std::move(done));
   link(*e);
   e->timer_.expires_after(timeout);
@@ -99,29 +106,33 @@ Waiters::Handle Waiters::add(int64_t id, api::State seen, std::chrono::milliseco
   return e;
 }
 
-Waiters::Handle Waiters::hold(Done done) {
-  return std::make_shared<Entry>(ex_, 0, api::State::pending, std::move(done));
+template <class T>
+typename BasicWaiters<T>::Handle BasicWaiters<T>::hold(Done done) {
+  return std::make_shared<Entry>(ex_, 0, Seen{}, std::move(done));
 }
 
-Waiters::Handle Waiters::answer(Result<api::Request> r, Done done) {
+template <class T>
+typename BasicWaiters<T>::Handle BasicWaiters<T>::answer(Result<T> r, Done done) {
   auto h = hold(std::move(done));
   deliver(ticket(h), std::move(r));
   return h;
 }
 
-void Waiters::timed_out(Entry& e) {
+template <class T>
+void BasicWaiters<T>::timed_out(Entry& e) {
   unlink(e);
   on_timeout_(e.id_, e.weak_from_this());
 }
 
-void Waiters::wake(int64_t id, const Result<api::Request>& r) {
+template <class T>
+void BasicWaiters<T>::wake(int64_t id, const Result<T>& r) {
   auto it = heads_.find(id);
   if (it == heads_.end()) return;
   for (Entry* e = it->second; e != nullptr;) {
     Entry* next = e->next_;
     // A change that leaves the state as this waiter saw it (a grant use, an
     // approval short of the quorum) is not what it waits for.
-    if (!r || r->state != e->seen_) {
+    if (!r || WaitTraits<T>::changed(*r, e->seen_)) {
       unlink(*e);
       e->timer_.cancel();
       deliver(e->weak_from_this(), r);
@@ -130,7 +141,8 @@ void Waiters::wake(int64_t id, const Result<api::Request>& r) {
   }
 }
 
-void Waiters::deliver(const Ticket& t, Result<api::Request> r) {
+template <class T>
+void BasicWaiters<T>::deliver(const Ticket& t, Result<T> r) {
   // The task holds only a weak reference: a handle released before it runs
   // cancels the answer.
   boost::asio::post(ex_, [t, r = std::move(r)]() mutable {
@@ -138,8 +150,12 @@ void Waiters::deliver(const Ticket& t, Result<api::Request> r) {
   });
 }
 
-Waiters::Ticket Waiters::ticket(const Handle& h) {
+template <class T>
+typename BasicWaiters<T>::Ticket BasicWaiters<T>::ticket(const Handle& h) {
   return std::static_pointer_cast<Entry>(h);
 }
+
+template class BasicWaiters<api::Request>;
+template class BasicWaiters<api::Session>;
 
 }  // namespace hoop::server

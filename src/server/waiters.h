@@ -1,6 +1,6 @@
 #pragma once
-// Long-poll registry: which callbacks wait for which request, until when.
-// Used only by Service, on the io thread; no locks.
+// Long-poll registry: which callbacks wait for which request (or session
+// transcript), until when. Used only by Service, on the io thread; no locks.
 //
 // MUST: a waiter's callback runs at most once, always posted (never inside
 // the call that wakes it), and never after its handle was released.
@@ -21,12 +21,35 @@
 
 namespace hoop::server {
 
-/// Waiters keyed by request id. A waiter is owned by its handle: the caller
+/// What a waiter saw, and whether a new value is what it waits for.
+template <class T>
+struct WaitTraits;
+
+/// Request waiters wait for the state to differ from the one they saw.
+template <>
+struct WaitTraits<api::Request> {
+  using Seen = api::State;
+  static bool changed(const api::Request& r, Seen seen) { return r.state != seen; }
+};
+
+/// Transcript waiters saw `Seen` bytes of an open session: they wait for
+/// more bytes or for the session to complete.
+template <>
+struct WaitTraits<api::Session> {
+  using Seen = uint64_t;
+  static bool changed(const api::Session& s, Seen seen) {
+    return s.length > seen || s.state == api::SessionState::complete;
+  }
+};
+
+/// Waiters keyed by id. A waiter is owned by its handle: the caller
 /// keeps the handle while it waits and releases it (reset or destroy) to
 /// cancel. The registry only links live waiters; it never owns them.
-class Waiters {
+template <class T>
+class BasicWaiters {
  public:
-  using Done = std::function<void(Result<api::Request>)>;
+  using Seen = typename WaitTraits<T>::Seen;
+  using Done = std::function<void(Result<T>)>;
   /// Owns one waiter; releasing it cancels the wait.
   using Handle = std::shared_ptr<void>;
   class Entry;
@@ -36,27 +59,27 @@ class Waiters {
   /// registry; the hook answers it later with deliver().
   using OnTimeout = std::function<void(int64_t id, const Ticket& t)>;
 
-  Waiters(boost::asio::any_io_executor ex, OnTimeout on_timeout);
+  BasicWaiters(boost::asio::any_io_executor ex, OnTimeout on_timeout);
   /// Detaches every waiter still linked: their callbacks are never called,
   /// and releasing their handles afterwards stays safe.
-  ~Waiters();
-  Waiters(const Waiters&) = delete;
-  Waiters& operator=(const Waiters&) = delete;
+  ~BasicWaiters();
+  BasicWaiters(const BasicWaiters&) = delete;
+  BasicWaiters& operator=(const BasicWaiters&) = delete;
 
-  /// Links a waiter on request `id` that is answered when the request's
-  /// state differs from `seen`, or when `timeout` passes.
-  Handle add(int64_t id, api::State seen, std::chrono::milliseconds timeout, Done done);
+  /// Links a waiter on `id` that is answered when a value `changed` from
+  /// `seen` (WaitTraits) is woken, or when `timeout` passes.
+  Handle add(int64_t id, Seen seen, std::chrono::milliseconds timeout, Done done);
   /// A waiter that is not linked: it is answered only through deliver().
   Handle hold(Done done);
   /// Posts `r` to a new, unlinked waiter (an answer known at once).
-  Handle answer(Result<api::Request> r, Done done);
+  Handle answer(Result<T> r, Done done);
 
   bool has(int64_t id) const { return heads_.count(id) != 0; }
-  /// Unlinks every waiter on `id` whose `seen` state differs from `r`'s
-  /// (all of them when `r` is an error) and posts `r` to each.
-  void wake(int64_t id, const Result<api::Request>& r);
+  /// Unlinks every waiter on `id` for which `r` changed what it saw (all
+  /// of them when `r` is an error) and posts `r` to each.
+  void wake(int64_t id, const Result<T>& r);
   /// Posts `r` to one waiter; nothing happens if it was released or answered.
-  void deliver(const Ticket& t, Result<api::Request> r);
+  void deliver(const Ticket& t, Result<T> r);
 
   static Ticket ticket(const Handle& h);
   /// Linked waiters (open long-polls).
@@ -75,5 +98,12 @@ class Waiters {
   std::unordered_map<int64_t, Entry*> heads_;
   size_t count_ = 0;
 };
+
+extern template class BasicWaiters<api::Request>;
+extern template class BasicWaiters<api::Session>;
+/// Long-polls on a request's state (GET /v1/requests/{id}?wait=).
+using Waiters = BasicWaiters<api::Request>;
+/// Long-polls on a session's transcript (GET /v1/sessions/{id}/transcript?wait=).
+using SessionWaiters = BasicWaiters<api::Session>;
 
 }  // namespace hoop::server

@@ -40,6 +40,13 @@ class FailingCommitStore final : public Store {
     return s_.pending_due(now, limit);
   }
   Result<int64_t> count_requests(std::optional<api::State> st) override { return s_.count_requests(st); }
+  Result<int64_t> insert_session(const SessionRecord& r) override { return s_.insert_session(r); }
+  Result<std::optional<SessionRecord>> get_session(int64_t id) override { return s_.get_session(id); }
+  Status complete_session(const api::Session& r) override { return s_.complete_session(r); }
+  Result<std::vector<SessionRecord>> list_sessions(const SessionFilter& f) override {
+    return s_.list_sessions(f);
+  }
+  Result<int64_t> count_open_sessions() override { return s_.count_open_sessions(); }
   Result<audit::Row> append_audit(int64_t at, std::string_view actor, std::string_view action, int64_t id,
                                   std::string_view detail) override {
     return s_.append_audit(at, actor, action, id, detail);

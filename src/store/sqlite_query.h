@@ -55,11 +55,13 @@ class Query {
                              SQLITE_UTF8));
   }
   void bind(int i, int64_t v) { keep(sqlite3_bind_int64(s_, i, v)); }
+  void bind_null(int i) { keep(sqlite3_bind_null(s_, i)); }
 
   /// SQLITE_ROW, SQLITE_DONE, or the first error (binding errors included).
   int step() { return bind_rc_ != SQLITE_OK ? bind_rc_ : sqlite3_step(s_); }
 
   int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
     if (p == nullptr) return {};

@@ -111,7 +111,42 @@ inline Result<api::Request> read_request(const Query& q) {
   r.decided_by = q.text(19);
   r.grant_expires_at_ms = q.i64(20);
   r.uses = q.i64(21);
+  r.record = q.text(22);
+  if (r.record != api::kRecordRequired && r.record != api::kRecordBestEffort)
+    return make_error(Errc::internal, "storage: request " + std::to_string(r.id) + ": unknown record mode");
   return r;
+}
+
+inline Result<SessionRecord> read_session(const Query& q) {
+  SessionRecord rec;
+  api::Session& s = rec.session;
+  s.id = q.i64(0);
+  s.request_id = q.i64(1);
+  s.host = q.text(2);
+  s.user = q.text(3);
+  s.run_as = q.text(4);
+  auto argv = decode_strings(q.text(5), "argv", s.id);
+  if (!argv) return argv.error();
+  s.argv = std::move(argv.value());
+  s.rule = q.text(6);
+  s.record = q.text(7);
+  auto mask = decode_strings(q.text(8), "mask", s.id);
+  if (!mask) return mask.error();
+  s.mask = std::move(mask.value());
+  auto reviewers = decode_strings(q.text(9), "reviewers", s.id);
+  if (!reviewers) return reviewers.error();
+  rec.reviewers = std::move(reviewers.value());
+  const auto state = api::parse_session_state(q.text(10));
+  const int64_t length = q.i64(11);
+  if (!state || length < 0 || (s.record != api::kRecordRequired && s.record != api::kRecordBestEffort))
+    return make_error(Errc::internal, "storage: session " + std::to_string(s.id) + ": malformed row");
+  s.state = *state;
+  s.length = static_cast<uint64_t>(length);
+  s.sha256 = q.text(12);
+  if (!q.is_null(13)) s.exit_status = static_cast<int>(q.i64(13));
+  s.started_at_ms = q.i64(14);
+  s.ended_at_ms = q.i64(15);
+  return rec;
 }
 
 }  // namespace hoop::store::sqlite

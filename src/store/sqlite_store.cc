@@ -46,6 +46,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override {
     for (auto* s : stmts_) sqlite3_finalize(s);
     for (auto* s : list_stmts_) sqlite3_finalize(s);
+    for (auto* s : list_sessions_stmts_) sqlite3_finalize(s);
     sqlite3_close_v2(db_);  // rolls back a batch that was never committed
   }
   SqliteStore(const SqliteStore&) = delete;
@@ -190,6 +191,7 @@ class SqliteStore final : public Store {
         q.bind(19, r.decided_by);
         q.bind(20, r.grant_expires_at_ms);
         q.bind(21, r.uses);
+        q.bind(22, r.record);
         if (const int rc = q.step(); rc != SQLITE_DONE) return db_error(db_, rc, "insert request");
         id = sqlite3_last_insert_rowid(db_);
       }
@@ -293,6 +295,98 @@ class SqliteStore final : public Store {
     return q.i64(0);
   }
 
+  Result<int64_t> insert_session(const SessionRecord& rec) override {
+    const api::Session& ss = rec.session;
+    auto argv = encode_strings(ss.argv, "argv");
+    if (!argv) return argv.error();
+    auto mask = encode_strings(ss.mask, "mask");
+    if (!mask) return mask.error();
+    auto reviewers = encode_strings(rec.reviewers, "reviewers");
+    if (!reviewers) return reviewers.error();
+    auto s = stmt(kInsertSession);
+    if (!s) return s.error();
+    Query q(*s);
+    q.bind(1, ss.request_id);
+    q.bind(2, ss.host);
+    q.bind(3, ss.user);
+    q.bind(4, ss.run_as);
+    q.bind(5, *argv);
+    q.bind(6, ss.rule);
+    q.bind(7, ss.record);
+    q.bind(8, *mask);
+    q.bind(9, *reviewers);
+    q.bind(10, ss.started_at_ms);
+    // One statement: atomic on its own, even outside begin().
+    const int rc = q.step();
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+      return make_error(Errc::not_found, "no request with id " + std::to_string(ss.request_id));
+    if (rc != SQLITE_DONE) return db_error(db_, rc, "insert session");
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Result<std::optional<SessionRecord>> get_session(int64_t id) override {
+    auto s = stmt(kGetSession);
+    if (!s) return s.error();
+    Query q(*s);
+    q.bind(1, id);
+    const int rc = q.step();
+    if (rc == SQLITE_DONE) return std::optional<SessionRecord>();
+    if (rc != SQLITE_ROW) return db_error(db_, rc, "get session");
+    auto r = read_session(q);
+    if (!r) return r.error();
+    return std::optional<SessionRecord>(std::move(r.value()));
+  }
+
+  Status complete_session(const api::Session& ss) override {
+    if (ss.length > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      return make_error(Errc::invalid_argument, "session length out of range");
+    auto s = stmt(kCompleteSession);
+    if (!s) return s.error();
+    Query q(*s);
+    q.bind(1, ss.id);
+    q.bind(2, static_cast<int64_t>(ss.length));
+    q.bind(3, ss.sha256);
+    if (ss.exit_status)
+      q.bind(4, static_cast<int64_t>(*ss.exit_status));
+    else
+      q.bind_null(4);
+    q.bind(5, ss.ended_at_ms);
+    if (const int rc = q.step(); rc != SQLITE_DONE) return db_error(db_, rc, "complete session");
+    if (sqlite3_changes(db_) != 1)
+      return make_error(Errc::conflict, "session " + std::to_string(ss.id) + " is not open");
+    return {};
+  }
+
+  Result<std::vector<SessionRecord>> list_sessions(const SessionFilter& f) override {
+    const size_t mask = (f.state ? 1u : 0u) | (f.user ? 2u : 0u) | (f.host ? 4u : 0u);
+    auto s = list_sessions_stmt(mask);
+    if (!s) return s.error();
+    Query q(*s);
+    q.bind(1, f.before_id > 0 ? f.before_id : std::numeric_limits<int64_t>::max());
+    if (f.state) q.bind(2, std::string_view(api::session_state_name(*f.state)));
+    if (f.user) q.bind(3, *f.user);
+    if (f.host) q.bind(4, *f.host);
+    q.bind(5, static_cast<int64_t>(std::clamp(f.limit, 1, 1000)));
+    std::vector<SessionRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) {
+      auto r = read_session(q);
+      if (!r) return r.error();
+      out.push_back(std::move(r.value()));
+    }
+    if (rc != SQLITE_DONE) return db_error(db_, rc, "list sessions");
+    return out;
+  }
+
+  Result<int64_t> count_open_sessions() override {
+    auto s = stmt(kCountOpenSessions);
+    if (!s) return s.error();
+    Query q(*s);
+    const int rc = q.step();
+    if (rc != SQLITE_ROW) return db_error(db_, rc, "count sessions");
+    return q.i64(0);
+  }
+
   Result<audit::Row> append_audit(int64_t at_ms, std::string_view actor, std::string_view action,
                                   int64_t request_id, std::string_view detail_json) override {
     return atomically([&]() -> Result<audit::Row> {
@@ -381,6 +475,10 @@ class SqliteStore final : public Store {
     if (list_stmts_[mask] != nullptr) return list_stmts_[mask];
     return prepare(list_stmts_[mask], list_sql(mask).c_str());
   }
+  Result<sqlite3_stmt*> list_sessions_stmt(size_t mask) {
+    if (list_sessions_stmts_[mask] != nullptr) return list_sessions_stmts_[mask];
+    return prepare(list_sessions_stmts_[mask], list_sessions_sql(mask).c_str());
+  }
 
   // Runs a statement that returns no rows.
   Status exec(Q which, const char* what) {
@@ -457,6 +555,7 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   std::array<sqlite3_stmt*, kNumQ> stmts_{};
   std::array<sqlite3_stmt*, kListVariants> list_stmts_{};
+  std::array<sqlite3_stmt*, kListVariants> list_sessions_stmts_{};
   // The audit tail (seq, hash) read in the current transaction. Valid only
   // while that transaction holds the write lock; cleared at every boundary.
   std::optional<Tail> tail_;
@@ -526,8 +625,9 @@ Status setup(sqlite3* db, const std::string& path) {
   };
   auto v = version();
   if (!v) return v.error();
-  if (*v == 0) {
-    // IMMEDIATE, then look again: two processes may open a new file at once.
+  if (*v >= 0 && *v < kSchemaVersion) {
+    // IMMEDIATE, then look again: two processes may open (or upgrade) the
+    // file at once. Creation and every migration commit together.
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return db_error(db, rc, "create schema");
     v = version();
@@ -536,13 +636,16 @@ Status setup(sqlite3* db, const std::string& path) {
       return v.error();
     }
     if (*v == 0) rc = sqlite3_exec(db, kSchema, nullptr, nullptr, nullptr);
+    for (int64_t from = std::max<int64_t>(*v, 1); rc == SQLITE_OK && from < kSchemaVersion; ++from)
+      rc = sqlite3_exec(db, kMigrations[from - 1], nullptr, nullptr, nullptr);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
-      Error e = db_error(db, rc, "create schema");
+      Error e = db_error(db, rc, "create or upgrade schema");
       sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
       return e;
     }
-    v = kSchemaVersion;
+    v = version();
+    if (!v) return v.error();
   }
   if (*v > kSchemaVersion)
     return make_error(Errc::unavailable, "storage: " + path + " has schema version " + std::to_string(*v) +

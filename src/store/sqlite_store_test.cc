@@ -52,7 +52,7 @@ TEST_F(StoreTest, FileIsPrivateWalWithSchemaVersion) {
     return v;
   };
   EXPECT_EQ(one("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(one("PRAGMA user_version"), "1");
+  EXPECT_EQ(one("PRAGMA user_version"), "2");
   sqlite3_close(db);
 }
 

@@ -54,6 +54,21 @@ struct GrantKey {
   std::string digest;
 };
 
+/// A session row: the session, plus who may read its transcript besides
+/// its requester (the rule's reviewers when the request was filed).
+struct SessionRecord {
+  api::Session session;
+  std::vector<std::string> reviewers;
+};
+
+struct SessionFilter {
+  std::optional<api::SessionState> state;
+  std::optional<std::string> user;
+  std::optional<std::string> host;
+  int64_t before_id = 0;  // paging: only ids below this (0 = no bound)
+  int limit = 100;        // 1..1000
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -91,6 +106,18 @@ class Store {
   virtual Result<std::vector<int64_t>> pending_due(int64_t now_ms, int limit) = 0;
   /// Number of requests in `state` (all when nullopt), for /metrics.
   virtual Result<int64_t> count_requests(std::optional<api::State> state) = 0;
+
+  // Sessions. insert assigns and returns the id (length, sha256 and the end
+  // are taken as given: an open session starts empty).
+  virtual Result<int64_t> insert_session(const SessionRecord& s) = 0;
+  virtual Result<std::optional<SessionRecord>> get_session(int64_t id) = 0;
+  /// Marks `s.id` complete with s.length, s.sha256, s.exit_status and
+  /// s.ended_at_ms; conflict unless it was open.
+  virtual Status complete_session(const api::Session& s) = 0;
+  /// Newest first.
+  virtual Result<std::vector<SessionRecord>> list_sessions(const SessionFilter& f) = 0;
+  /// Sessions still open, for /metrics.
+  virtual Result<int64_t> count_open_sessions() = 0;
 
   // Audit chain. append computes prev_hash/hash from the current tail.
   virtual Result<audit::Row> append_audit(int64_t at_ms, std::string_view actor,
