@@ -13,11 +13,11 @@ build_dir=${BUILD_DIR:-$here/build}
 packages=(
   build-essential cmake pkg-config ninja-build
   libboost-dev libsqlite3-dev sqlite3 libssl-dev openssl
-  libpam0g-dev libpcre2-dev
+  libpam0g-dev libpcre2-dev libedit-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev
   curl python3 python3-pytest procps util-linux passwd
-  asciinema
+  asciinema openssh-server openssh-client tmux
 )
 
 need=()
