@@ -159,18 +159,16 @@ FinishReport Recorder::finish(std::optional<int> exit_status, Clock::time_point 
   rep.length = i.transcript->length();
   rep.sha256 = i.transcript->sha256_hex();
 
-  // The spool first: if shipping fails below, `hoopctl ship` has all it needs.
-  // A failing spool gets one retry interval, a healthy one time to catch up.
-  const auto spool_wait =
-      i.transcript->spool_error().empty() ? std::chrono::seconds(5) : std::chrono::seconds(1);
-  const auto spool_deadline = std::min(deadline, Clock::now() + spool_wait);
-  const Status drained = i.transcript->drain_spool(spool_deadline);
-  SpoolMeta meta{i.opts.session_id, i.opts.request_id, rep.length, rep.sha256, exit_status, true};
-  const Status meta_ok = i.spool->write_meta(meta);
-
+  // Shipping first: when the server confirms (the usual case, within a
+  // round trip or two), the spool is simply removed and nothing on this host
+  // needs an fsync. Only when it does not is the spool made durable, with a
+  // .json that tells `hoopctl ship` the length, digest and exit status. (A
+  // crash in between leaves the spool without .json: `hoopctl ship` then
+  // completes it from the file itself, without the exit status.)
   std::string ship_detail = "no server";
   if (i.shipper) {
-    ShipReport sr = i.shipper->finish(exit_status, deadline);
+    i.shipper->request_finish(exit_status, deadline);
+    ShipReport sr = i.shipper->wait_finish();
     rep.confirmed = sr.confirmed;
     ship_detail = sr.detail;
   }
@@ -182,6 +180,12 @@ FinishReport Recorder::finish(std::optional<int> exit_status, Clock::time_point 
     rep.detail = "transcript " + ship_detail;
     return rep;
   }
+  // A failing spool gets one retry interval, a healthy one time to catch up.
+  const auto spool_wait =
+      i.transcript->spool_error().empty() ? std::chrono::seconds(5) : std::chrono::seconds(1);
+  const Status drained = i.transcript->drain_spool(Clock::now() + spool_wait);
+  SpoolMeta meta{i.opts.session_id, i.opts.request_id, rep.length, rep.sha256, exit_status, true};
+  const Status meta_ok = i.spool->write_meta(meta);
   rep.in_spool = drained.ok() && meta_ok.ok();
   if (rep.in_spool) {
     rep.detail = "transcript left in " + i.spool->path() + " for `hoopctl ship` (" + ship_detail + ")";

@@ -161,7 +161,7 @@ void Shipper::loop() {
   }
 }
 
-ShipReport Shipper::finish(std::optional<int> exit_status, Clock::time_point deadline) {
+void Shipper::request_finish(std::optional<int> exit_status, Clock::time_point deadline) {
   t_.close();
   {
     std::lock_guard lk(mu_);
@@ -172,6 +172,19 @@ ShipReport Shipper::finish(std::optional<int> exit_status, Clock::time_point dea
   if (!thread_.joinable()) start();
   cv_.notify_all();
   t_.wake_reader();
+}
+
+ShipReport Shipper::finish(std::optional<int> exit_status, Clock::time_point deadline) {
+  request_finish(exit_status, deadline);
+  return wait_finish();
+}
+
+ShipReport Shipper::wait_finish() {
+  Clock::time_point deadline;
+  {
+    std::lock_guard lk(mu_);
+    deadline = deadline_;
+  }
   {
     std::unique_lock lk(mu_);
     // A little past the deadline: the loop itself gives up at it.

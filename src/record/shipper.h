@@ -72,6 +72,10 @@ class Shipper {
   /// Closes the transcript, ships the rest and completes, giving up at
   /// `deadline` (bytes then stay in the spool for `hoopctl ship`).
   ShipReport finish(std::optional<int> exit_status, Clock::time_point deadline);
+  /// finish() in two halves, so the caller can work while the rest ships:
+  /// request_finish returns at once, wait_finish blocks as finish() does.
+  void request_finish(std::optional<int> exit_status, Clock::time_point deadline);
+  ShipReport wait_finish();
 
   uint64_t confirmed() const;
   std::string last_error() const;

@@ -31,7 +31,8 @@ constexpr size_t kSpoolWriteChunk = size_t{256} << 10;
 }  // namespace
 
 Transcript::Transcript(sys::Fd spool, TranscriptOptions opts)
-    : opts_(std::move(opts)), spool_(std::move(spool)), ring_(std::max<size_t>(opts_.ring_bytes, 4096)) {
+    : opts_(std::move(opts)), spool_(std::move(spool)), ring_(new char[std::max<size_t>(opts_.ring_bytes, 4096)]),
+      ring_cap_(std::max<size_t>(opts_.ring_bytes, 4096)) {
   md_ = EVP_MD_CTX_new();
   // A wrong digest would be worse than none: allocation failure is fatal.
   if (md_ == nullptr || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1) std::abort();
@@ -65,11 +66,11 @@ Transcript::~Transcript() {
 }
 
 size_t Transcript::copy_out(uint64_t offset, size_t n, char* dst) const {
-  const size_t cap = ring_.size();
+  const size_t cap = ring_cap_;
   const size_t idx = static_cast<size_t>(offset % cap);
   const size_t first = std::min(n, cap - idx);
-  std::memcpy(dst, ring_.data() + idx, first);
-  std::memcpy(dst + first, ring_.data(), n - first);
+  std::memcpy(dst, ring_.get() + idx, first);
+  std::memcpy(dst + first, ring_.get(), n - first);
   return n;
 }
 
@@ -77,7 +78,7 @@ Status Transcript::append(std::string_view bytes) {
   std::unique_lock lk(mu_);
   if (closed_) return make_error(Errc::internal, "transcript append after close");
   if (EVP_DigestUpdate(md_, bytes.data(), bytes.size()) != 1) std::abort();
-  const size_t cap = ring_.size();
+  const size_t cap = ring_cap_;
   while (!bytes.empty()) {
     const uint64_t safe = spool_ok_locked() ? spooled_ : std::max(spooled_, acked_);
     ring_start_ = std::max(ring_start_, std::min(safe, length_));
@@ -103,11 +104,12 @@ Status Transcript::append(std::string_view bytes) {
     const size_t n = std::min(room, bytes.size());
     const size_t idx = static_cast<size_t>(length_ % cap);
     const size_t first = std::min(n, cap - idx);
-    std::memcpy(ring_.data() + idx, bytes.data(), first);
-    std::memcpy(ring_.data(), bytes.data() + first, n - first);
+    std::memcpy(ring_.get() + idx, bytes.data(), first);
+    std::memcpy(ring_.get(), bytes.data() + first, n - first);
     length_ += n;
     bytes.remove_prefix(n);
-    if (reader_waiting_) data_cv_.notify_one();
+    // Only a wake-up the reader asked for: not one futex call per read.
+    if (reader_waiting_ && length_ > reader_wants_) data_cv_.notify_one();
     if (length_ - spooled_ >= opts_.spool_batch) spool_cv_.notify_one();
   }
   if (stalled_) {
@@ -244,6 +246,7 @@ Status Transcript::read(uint64_t offset, size_t max, std::string& out) {
 void Transcript::wait_for_data(uint64_t offset, Clock::time_point deadline) {
   std::unique_lock lk(mu_);
   reader_waiting_ = true;
+  reader_wants_ = offset;
   data_cv_.wait_until(lk, deadline, [&] { return length_ > offset || closed_ || reader_woken_; });
   reader_waiting_ = false;
   reader_woken_ = false;

@@ -93,7 +93,10 @@ class Transcript {
 
   TranscriptOptions opts_;
   sys::Fd spool_;
-  std::vector<char> ring_;
+  // Not zeroed: pages are touched only as bytes arrive, so a short session
+  // never faults in (or forks with) the whole ring.
+  std::unique_ptr<char[]> ring_;
+  size_t ring_cap_ = 0;
   mutable std::mutex mu_;
   std::condition_variable space_cv_;  // writer waits for room
   std::condition_variable data_cv_;   // reader waits for bytes
@@ -108,6 +111,7 @@ class Transcript {
   bool stop_ = false;
   bool stalled_ = false;
   bool reader_waiting_ = false;
+  uint64_t reader_wants_ = 0;  // wake the reader once length_ exceeds this
   bool reader_woken_ = false;
   std::string spool_error_;
   std::string sha_;
