@@ -15,7 +15,6 @@
 #include "exec/command.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,37 +66,6 @@ std::string parent_of(const std::string& p) {
   return slash == 0 || slash == std::string::npos ? "/" : p.substr(0, slash);
 }
 
-// SHA-256 of the whole file, read with pread from offset 0 so the position
-// of the descriptor does not matter; 64 KiB at a time, any size.
-Result<std::string> sha256_fd(int fd, const std::string& path) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    return make_error(Errc::internal, "cannot start SHA-256");
-  constexpr size_t kChunk = size_t{64} * 1024;
-  std::unique_ptr<unsigned char[]> buf(new unsigned char[kChunk]);
-  off_t off = 0;
-  for (;;) {
-    const ssize_t n = ::pread(fd, buf.get(), kChunk, off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys_error("cannot read", path);
-    }
-    if (n == 0) break;
-    if (EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<size_t>(n)) != 1)
-      return make_error(Errc::internal, "SHA-256 failed");
-    off += n;
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return make_error(Errc::internal, "SHA-256 failed");
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex += kDigits[md[i] >> 4];
-    hex += kDigits[md[i] & 0xf];
-  }
-  return hex;
-}
 
 // Opens `candidate` (absolute) as a pinned executable. not_found when it
 // does not exist; any other error is a refusal that ends the search.
@@ -144,7 +112,7 @@ Result<ResolvedCommand> open_executable(const std::string& candidate) {
   while (got < 0 && errno == EINTR);
   if (got < 0) return sys_error("cannot read", path);
   const bool is_script = got == 2 && magic[0] == '#' && magic[1] == '!';
-  auto digest = sha256_fd(fd.get(), path);
+  auto digest = sha256_fd(fd.get(), escape_for_terminal(path));
   if (!digest) return digest.error();
   // The fd stays close-on-exec even for scripts; spawn clears the flag in the
   // child only, so the descriptor cannot leak into any other program.
@@ -217,7 +185,7 @@ Status verify_digest(const ResolvedCommand& c, std::string_view approved_digest)
   if (!is_sha256_hex(approved_digest))
     return make_error(Errc::invalid_argument, "the approved digest is not a SHA-256 hex string");
   if (c.fd() < 0) return make_error(Errc::internal, "verify_digest on a command that is not open");
-  auto now = sha256_fd(c.fd(), c.path());
+  auto now = sha256_fd(c.fd(), escape_for_terminal(c.path()));
   if (!now) return now.error();
   if (*now != approved_digest)
     return refuse(c.path(), "its content changed since it was approved (sha256 " + *now + ", approved " +

@@ -2,7 +2,6 @@
 // whose .cast is locked is live and left alone; one without .json was
 // abandoned (the recorder died): its file is all there is.
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/crypto.h"
 #include "record/recorder.h"
 #include "record/spool.h"
 
@@ -20,31 +20,6 @@ namespace {
 // write; give it this long.
 constexpr time_t kFreshSeconds = 10;
 
-Result<std::string> file_sha256(int fd, uint64_t length) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    return make_error(Errc::internal, "cannot start SHA-256");
-  std::string buf(size_t{1} << 20, '\0');
-  for (uint64_t off = 0; off < length;) {
-    const ssize_t n =
-        ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), length - off), static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return make_error(Errc::io, std::string("cannot read the spool file: ") + std::strerror(errno));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
-    off += static_cast<uint64_t>(n);
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex += kDigits[md[i] >> 4];
-    hex += kDigits[md[i] & 15];
-  }
-  return hex;
-}
 
 SpoolShipResult ship_one(const SpoolDir& dir, const std::string& id, const UploaderFactory& factory,
                          std::chrono::seconds per_session) {
@@ -80,7 +55,7 @@ SpoolShipResult ship_one(const SpoolDir& dir, const std::string& id, const Uploa
       return res;
     }
     length = static_cast<uint64_t>(st.st_size);
-    auto h = file_sha256(fd->get(), length);
+    auto h = sha256_fd(fd->get(), "the spool file of session " + id, length);
     if (!h) {
       res.detail = h.error().message;
       return res;

@@ -5,7 +5,6 @@
 
 #include "record/transcript.h"
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,16 +15,6 @@
 namespace hoop::record {
 namespace {
 
-std::string hex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = kDigits[p[i] >> 4];
-    s[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return s;
-}
-
 constexpr size_t kSpoolWriteChunk = size_t{256} << 10;
 
 }  // namespace
@@ -33,9 +22,6 @@ constexpr size_t kSpoolWriteChunk = size_t{256} << 10;
 Transcript::Transcript(sys::Fd spool, TranscriptOptions opts)
     : opts_(std::move(opts)), spool_(std::move(spool)), ring_(new char[std::max<size_t>(opts_.ring_bytes, 4096)]),
       ring_cap_(std::max<size_t>(opts_.ring_bytes, 4096)) {
-  md_ = EVP_MD_CTX_new();
-  // A wrong digest would be worse than none: allocation failure is fatal.
-  if (md_ == nullptr || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1) std::abort();
   if (spool_.get() < 0) spool_error_ = "no spool file";
   thread_ = std::thread([this] { spool_loop(); });
 }
@@ -62,7 +48,6 @@ Transcript::~Transcript() {
   }
   spool_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  EVP_MD_CTX_free(md_);
 }
 
 size_t Transcript::copy_out(uint64_t offset, size_t n, char* dst) const {
@@ -77,7 +62,7 @@ size_t Transcript::copy_out(uint64_t offset, size_t n, char* dst) const {
 Status Transcript::append(std::string_view bytes) {
   std::unique_lock lk(mu_);
   if (closed_) return make_error(Errc::internal, "transcript append after close");
-  if (EVP_DigestUpdate(md_, bytes.data(), bytes.size()) != 1) std::abort();
+  sha_state_.update(bytes);
   const size_t cap = ring_cap_;
   while (!bytes.empty()) {
     const uint64_t safe = spool_ok_locked() ? spooled_ : std::max(spooled_, acked_);
@@ -125,10 +110,7 @@ Status Transcript::append(std::string_view bytes) {
 void Transcript::close() {
   std::lock_guard lk(mu_);
   if (closed_) return;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(md_, md, &len) != 1) std::abort();
-  sha_ = hex(md, len);
+  sha_ = sha_state_.final_hex();
   closed_ = true;
   spool_cv_.notify_all();
   data_cv_.notify_all();

@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/crypto.h"
 #include "common/error.h"
 #include "sys/fd.h"
 
-struct evp_md_ctx_st;
 
 namespace hoop::record {
 
@@ -115,7 +115,7 @@ class Transcript {
   bool reader_woken_ = false;
   std::string spool_error_;
   std::string sha_;
-  evp_md_ctx_st* md_ = nullptr;
+  Sha256 sha_state_;
   std::thread thread_;
 };
 

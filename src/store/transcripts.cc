@@ -1,13 +1,14 @@
 #include "store/transcripts.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "common/crypto.h"
 
 namespace hoop::store {
 
@@ -49,42 +50,18 @@ Result<size_t> read_at(int fd, char* buf, size_t n, uint64_t offset) {
   return got;
 }
 
-std::string to_hex(const unsigned char* md, unsigned len) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
-
 }  // namespace
 
+// A running SHA-256 of bytes [0, covered) of one transcript file.
 struct Transcripts::Hasher {
-  Hasher() : ctx(EVP_MD_CTX_new()) {
-    if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) ok = false;
-  }
-  ~Hasher() { EVP_MD_CTX_free(ctx); }
-  Hasher(const Hasher&) = delete;
-  Hasher& operator=(const Hasher&) = delete;
-
   void update(const char* p, size_t n) {
-    if (ok && EVP_DigestUpdate(ctx, p, n) != 1) ok = false;
+    sha.update({p, n});
     covered += n;
   }
-  std::string final_hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (!ok || EVP_DigestFinal_ex(ctx, md, &len) != 1) return {};
-    ok = false;  // finished: a second final would be wrong
-    return to_hex(md, len);
-  }
+  std::string final_hex() { return sha.final_hex(); }
 
-  EVP_MD_CTX* ctx;
-  uint64_t covered = 0;  // bytes [0, covered) of the file went in, in order
-  bool ok = true;
+  Sha256 sha;
+  uint64_t covered = 0;
 };
 
 Result<std::unique_ptr<Transcripts>> Transcripts::open(const std::string& dir) {
@@ -216,20 +193,13 @@ Result<Transcripts::Sealed> Transcripts::seal(int64_t id) {
 
   Sealed out{*len, {}};
   auto it = hashers_.find(id);
-  if (it != hashers_.end() && it->second->ok && it->second->covered == *len) {
+  if (it != hashers_.end() && it->second->covered == *len) {
     out.sha256 = it->second->final_hex();
   } else {
-    Hasher h;
-    std::vector<char> buf(kIoBlock);
-    uint64_t at = 0;
-    while (at < *len) {
-      auto got = read_at(*fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(kIoBlock, *len - at)), at);
-      if (!got) return got.error();
-      if (*got == 0) break;  // shrank under us: the digest below then fails the check
-      h.update(buf.data(), *got);
-      at += *got;
-    }
-    out.sha256 = h.final_hex();
+    // Shrunk under us: the digest fails, and so does the check.
+    auto h = sha256_fd(*fd, "transcript " + std::to_string(id), *len);
+    if (!h) return h.error();
+    out.sha256 = *h;
   }
   hashers_.erase(id);
   if (out.sha256.empty()) return make_error(Errc::internal, "transcript store: SHA-256 failed");
