@@ -70,7 +70,7 @@ RUN_TIMEOUT = float(os.environ.get("RUN_TIMEOUT", "300"))
 USER, UID = "hoopbench", 61501
 ROWS, COLS = 50, 200
 AIM_PLAIN, AIM_SUDO, AIM_RSS_MB = 0.90, 1.2, 32.0
-# hoop's built-in secret patterns (src/record/mask.cc), as far as Python's re
+# hoop's built-in secret patterns (src/transcript/mask.cc), as far as Python's re
 # can say them: the generated text must match none of them.
 SECRETS = re.compile(
     rb"-----BEGIN|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"

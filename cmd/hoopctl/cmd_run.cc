@@ -56,7 +56,7 @@
 #include "ship.h"
 #include "uploader.h"
 #include "pty/monitor.h"
-#include "record/recorder.h"
+#include "transcript/recorder.h"
 #include "sys/privilege.h"
 #include "sys/process.h"
 #include "sys/secure_file.h"
@@ -345,12 +345,12 @@ int claim_grant(client::Client& cl, api::Request& r, const api::NewRequest& aske
 
 // Step 6: the recorder for this session, started. nullptr with `rc` set
 // when the command must not run.
-std::unique_ptr<record::Recorder> start_recording(const Host& host, const api::Request& r,
+std::unique_ptr<transcript::Recorder> start_recording(const Host& host, const api::Request& r,
                                                   const api::NewRequest& req, const exec::Target& target,
                                                   const std::vector<std::string>& caller_env,
                                                   client::Client cl, int& rc) {
   const api::Session& s = *r.session;
-  record::RecorderOptions ro;
+  transcript::RecorderOptions ro;
   ro.spool_dir = host.cfg.spool_dir;
   ro.session_id = std::to_string(s.id);
   ro.request_id = std::to_string(r.id);
@@ -374,7 +374,7 @@ std::unique_ptr<record::Recorder> start_recording(const Host& host, const api::R
     const std::string msg = "\r\nhoopctl: " + (is_clean_text(line) ? line : escape_for_terminal(line)) + "\r\n";
     (void)!::write(2, msg.data(), msg.size());
   };
-  auto rec = record::Recorder::create(std::move(ro));
+  auto rec = transcript::Recorder::create(std::move(ro));
   if (!rec) {
     rc = fail(kExitRunNoRecording, "cannot record session " + std::to_string(s.id) + ": " +
                                        rec.error().message + "; not run");
@@ -435,7 +435,7 @@ int run_privileged(RunOpts& o) {
   // 5. Ask, wait, claim; 6. start recording. The client moves into the
   // recorder's shipper (its connection is reused for the transcript).
   int64_t request_id = 0;
-  std::unique_ptr<record::Recorder> recorder;
+  std::unique_ptr<transcript::Recorder> recorder;
   {
     auto cl = client::Client::create(host_client_options(*host, "hoopctl-run"));
     if (!cl) return fail(kExitRunRefused, cl.error().message);

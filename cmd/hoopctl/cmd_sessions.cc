@@ -1,7 +1,7 @@
 // Reviewer verbs for recorded sessions: sessions, replay, watch.
 // MUST: run unprivileged (main dropped privilege; connect() checks again).
 // MUST: pass a transcript to the terminal only through
-//       record::TerminalFilter unless the person asked for --raw: the bytes
+//       transcript::TerminalFilter unless the person asked for --raw: the bytes
 //       came from a command running as root on a host that may be hostile.
 // MUST NOT: leave the reviewer's terminal in a replayed mode: the reset
 //       sequence is written at the end and on SIGINT/SIGTERM/SIGHUP.
@@ -22,7 +22,7 @@
 #include "commands.h"
 #include "common/escape.h"
 #include "output.h"
-#include "record/replay.h"
+#include "transcript/replay.h"
 #include "reviewer.h"
 
 namespace hoop::ctl {
@@ -47,7 +47,7 @@ bool g_reset_on_signal = false;  // set before the handlers are installed
 
 extern "C" void on_fatal_signal(int sig) {
   if (g_reset_on_signal) {
-    const std::string_view r = record::TerminalFilter::reset_sequence();
+    const std::string_view r = transcript::TerminalFilter::reset_sequence();
     (void)!::write(1, r.data(), r.size());
     (void)!::write(1, "\r\n", 2);
   }
@@ -90,7 +90,7 @@ class Player {
   Player(bool raw, bool timed, double speed, double idle_limit)
       : raw_(raw), timed_(timed), speed_(speed), idle_limit_(idle_limit) {}
 
-  bool event(const record::CastEvent& e) {
+  bool event(const transcript::CastEvent& e) {
     if (e.kind != 'o') return true;
     if (timed_) {
       double dt = std::max(0.0, e.time - last_);
@@ -105,14 +105,14 @@ class Player {
   }
 
   void end() const {
-    if (!raw_) (void)write_out(record::TerminalFilter::reset_sequence());
+    if (!raw_) (void)write_out(transcript::TerminalFilter::reset_sequence());
   }
 
  private:
   bool raw_, timed_;
   double speed_, idle_limit_;
   double last_ = 0;
-  record::TerminalFilter filter_;
+  transcript::TerminalFilter filter_;
   std::string buf_;
 };
 
@@ -132,8 +132,8 @@ void note(const std::string& line) {
 // waits for new bytes until the session completes.
 Result<api::Session> stream(Reviewer& r, const PlayOpts& o, Player& player, bool follow) {
   bool stdout_gone = false;
-  record::CastReader reader([](const record::CastHeader&) {},
-                            [&](const record::CastEvent& e) {
+  transcript::CastReader reader([](const transcript::CastHeader&) {},
+                            [&](const transcript::CastEvent& e) {
                               if (!stdout_gone && !player.event(e)) stdout_gone = true;
                             });
   uint64_t offset = 0;

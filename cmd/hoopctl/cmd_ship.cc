@@ -20,9 +20,9 @@
 
 namespace hoop::ctl {
 
-Result<std::vector<record::SpoolShipResult>> ship_spooled(const Host& h, std::chrono::seconds per_session) {
-  const record::UploaderFactory factory =
-      [&h](const std::string& session) -> Result<std::unique_ptr<record::Uploader>> {
+Result<std::vector<transcript::SpoolShipResult>> ship_spooled(const Host& h, std::chrono::seconds per_session) {
+  const transcript::UploaderFactory factory =
+      [&h](const std::string& session) -> Result<std::unique_ptr<transcript::Uploader>> {
     int64_t id = 0;
     try {
       size_t used = 0;
@@ -33,9 +33,9 @@ Result<std::vector<record::SpoolShipResult>> ship_spooled(const Host& h, std::ch
     }
     auto cl = client::Client::create(host_client_options(h, "hoopctl-ship"));
     if (!cl) return cl.error();
-    return std::unique_ptr<record::Uploader>(std::make_unique<HttpUploader>(std::move(*cl), id));
+    return std::unique_ptr<transcript::Uploader>(std::make_unique<HttpUploader>(std::move(*cl), id));
   };
-  return record::ship_spool(h.cfg.spool_dir, factory, per_session);
+  return transcript::ship_spool(h.cfg.spool_dir, factory, per_session);
 }
 
 void ship_leftovers(const Host& h) {

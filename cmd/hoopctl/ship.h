@@ -6,13 +6,13 @@
 #include <vector>
 
 #include "host.h"
-#include "record/recorder.h"
+#include "transcript/recorder.h"
 
 namespace hoop::ctl {
 
 /// Ships every finished or abandoned transcript in the host's spool with the
 /// host credential; sessions still being recorded are skipped.
-Result<std::vector<record::SpoolShipResult>> ship_spooled(const Host& h, std::chrono::seconds per_session);
+Result<std::vector<transcript::SpoolShipResult>> ship_spooled(const Host& h, std::chrono::seconds per_session);
 
 /// After `hoopctl run`'s own command: a quick pass over the spool, silent
 /// unless something was shipped or refused.

@@ -1,5 +1,5 @@
 #pragma once
-// record::Uploader over hoopd's session API, for `hoopctl run` (live
+// transcript::Uploader over hoopd's session API, for `hoopctl run` (live
 // shipping) and `hoopctl ship` (what the spool kept). Used from the shipper
 // thread only; it owns its client, so nothing else may use that client.
 
@@ -7,11 +7,11 @@
 #include <memory>
 
 #include "client/client.h"
-#include "record/shipper.h"
+#include "transcript/shipper.h"
 
 namespace hoop::ctl {
 
-class HttpUploader final : public record::Uploader {
+class HttpUploader final : public transcript::Uploader {
  public:
   HttpUploader(client::Client cl, int64_t session) : cl_(std::move(cl)), session_(session) {}
   Result<uint64_t> server_length() override;

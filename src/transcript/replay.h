@@ -24,7 +24,7 @@
 
 #include "common/error.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 inline constexpr size_t kMaxCastLine = size_t{8} * 1024 * 1024;
 
@@ -81,4 +81,4 @@ class TerminalFilter {
   bool string_c2_ = false;  // in a string, the last byte was 0xc2
 };
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

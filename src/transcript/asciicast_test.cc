@@ -1,4 +1,4 @@
-#include "record/asciicast.h"
+#include "transcript/asciicast.h"
 
 #include <gtest/gtest.h>
 #include <pty.h>
@@ -11,9 +11,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "record/test_text.h"
+#include "transcript/test_text.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 // Decodes our event lines back into (kind, text) and checks each is JSON.
@@ -202,4 +202,4 @@ TEST(CastBench, EncodeHundredMegabytes) {
 }
 
 }  // namespace
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -18,7 +18,7 @@
 #include "common/error.h"
 #include "sys/fd.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 /// Written atomically (temp, fsync, rename) when a session ends.
 struct SpoolMeta {
@@ -70,4 +70,4 @@ class SpoolDir {
   std::string path_;
 };
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

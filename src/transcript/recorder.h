@@ -21,11 +21,11 @@
 
 #include "common/error.h"
 #include "pty/monitor.h"
-#include "record/asciicast.h"
-#include "record/shipper.h"
-#include "record/transcript.h"
+#include "transcript/asciicast.h"
+#include "transcript/shipper.h"
+#include "transcript/transcript.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 struct RecorderOptions {
   std::string spool_dir = "/var/spool/hoop";
@@ -98,4 +98,4 @@ Result<std::vector<SpoolShipResult>> ship_spool(const std::string& spool_dir, co
                                                 std::chrono::seconds per_session = std::chrono::seconds(30),
                                                 bool spool_dir_checked_elsewhere = false);
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -2,7 +2,7 @@
 // fd that passed the trusted walk, with O_NOFOLLOW, so nothing in the spool
 // can redirect root's writes elsewhere.
 
-#include "record/spool.h"
+#include "transcript/spool.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,7 +21,7 @@
 #include "common/escape.h"
 #include "sys/secure_file.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 constexpr size_t kMaxMetaBytes = 64 * 1024;
@@ -250,4 +250,4 @@ Status SpoolDir::remove(const std::string& session) const {
   return {};
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -17,7 +17,7 @@
 
 #include "common/error.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 /// One Masker per stream (output, input); not thread-safe. Patterns are
 /// PCRE2 syntax on bytes (no UTF mode). A pattern may use \K to keep a
@@ -54,4 +54,4 @@ class Masker {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

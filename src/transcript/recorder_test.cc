@@ -1,4 +1,4 @@
-#include "record/recorder.h"
+#include "transcript/recorder.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,11 +14,11 @@
 #include <sstream>
 
 #include "common/crypto.h"
-#include "record/fake_uploader.h"
-#include "record/spool.h"
-#include "record/test_text.h"
+#include "transcript/fake_uploader.h"
+#include "transcript/spool.h"
+#include "transcript/test_text.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 using namespace std::chrono_literals;
@@ -293,9 +293,9 @@ TEST(Recorder, DiskFullSpoolStillShipsEverything) {
 }
 
 }  // namespace
-}  // namespace hoop::record
+}  // namespace hoop::transcript
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 // What the relay thread pays per byte: mask, encode, hash, ring (the spool
@@ -321,4 +321,4 @@ TEST(RecorderBench, RelayPathHundredMegabytes) {
 }
 
 }  // namespace
-}  // namespace hoop::record
+}  // namespace hoop::transcript

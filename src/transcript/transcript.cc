@@ -3,7 +3,7 @@
 // out of it under it, then writes the file without the lock. Only the
 // writer moves ring_start_ (dropping bytes), and only to what is safe.
 
-#include "record/transcript.h"
+#include "transcript/transcript.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 constexpr size_t kSpoolWriteChunk = size_t{256} << 10;
@@ -272,4 +272,4 @@ std::string Transcript::spool_error() const {
   return spool_.get() < 0 ? "no spool file" : spool_error_;
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

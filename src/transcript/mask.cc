@@ -8,14 +8,14 @@
 // a secret). Lookbehinds see the bytes before a feed through `context`.
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "record/mask.h"
+#include "transcript/mask.h"
 
 #include <pcre2.h>
 
 #include <algorithm>
 #include <limits>
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 // Built-ins, one regex each: PCRE2's JIT skips ahead to a pattern's
@@ -223,4 +223,4 @@ uint64_t Masker::errors() const {
   return impl_->errors;
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

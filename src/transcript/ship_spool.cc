@@ -10,10 +10,10 @@
 #include <ctime>
 
 #include "common/crypto.h"
-#include "record/recorder.h"
-#include "record/spool.h"
+#include "transcript/recorder.h"
+#include "transcript/spool.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 // An abandoned empty file may be a recorder between create and its first
@@ -102,4 +102,4 @@ Result<std::vector<SpoolShipResult>> ship_spool(const std::string& spool_dir, co
   return out;
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

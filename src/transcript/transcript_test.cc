@@ -1,4 +1,4 @@
-#include "record/transcript.h"
+#include "transcript/transcript.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -9,11 +9,11 @@
 #include <thread>
 
 #include "common/crypto.h"
-#include "record/fake_uploader.h"
-#include "record/shipper.h"
-#include "record/test_text.h"
+#include "transcript/fake_uploader.h"
+#include "transcript/shipper.h"
+#include "transcript/test_text.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 using namespace std::chrono_literals;
@@ -221,4 +221,4 @@ TEST(Shipper, FullDiskAndServerBackLater) {
 }
 
 }  // namespace
-}  // namespace hoop::record
+}  // namespace hoop::transcript

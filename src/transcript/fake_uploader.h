@@ -9,9 +9,9 @@
 #include <string>
 
 #include "common/crypto.h"
-#include "record/shipper.h"
+#include "transcript/shipper.h"
 
-namespace hoop::record::test {
+namespace hoop::transcript::test {
 
 struct FakeServer {
   std::mutex mu;
@@ -90,4 +90,4 @@ class FakeUploader : public Uploader {
   std::shared_ptr<FakeServer> s_;
 };
 
-}  // namespace hoop::record::test
+}  // namespace hoop::transcript::test

@@ -6,12 +6,12 @@
 // character split across reads. The escaper is one pass that validates
 // UTF-8, escapes for JSON and copies plain ASCII eight bytes at a time.
 
-#include "record/asciicast.h"
+#include "transcript/asciicast.h"
 
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 constexpr char kReplacement[] = "\xef\xbf\xbd";  // U+FFFD
@@ -222,4 +222,4 @@ void CastEncoder::finish(uint64_t usec, std::string& out) {
   line(usec, 'i', in_, {}, true, out);
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

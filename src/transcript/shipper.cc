@@ -1,11 +1,11 @@
 // The shipper loop. State that only the thread uses lives in loop(); what
 // finish() and the accessors see is under mu_.
 
-#include "record/shipper.h"
+#include "transcript/shipper.h"
 
 #include <algorithm>
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 Shipper::Shipper(Transcript& t, Uploader& up, ShipperOptions opts) : t_(t), up_(up), opts_(opts) {}
 
@@ -209,4 +209,4 @@ ShipReport Shipper::wait_finish() {
   return rep;
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

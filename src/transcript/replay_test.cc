@@ -1,11 +1,11 @@
-#include "record/replay.h"
+#include "transcript/replay.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 std::string filter_whole(std::string_view in) {
@@ -134,4 +134,4 @@ TEST(CastReader, OverlongLineIsAnErrorNotUnboundedMemory) {
 }
 
 }  // namespace
-}  // namespace hoop::record
+}  // namespace hoop::transcript

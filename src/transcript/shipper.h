@@ -19,9 +19,9 @@
 #include <thread>
 
 #include "common/error.h"
-#include "record/transcript.h"
+#include "transcript/transcript.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 /// The server side of one session (the lead implements it over HTTP). Calls
 /// come from the shipper thread only and MUST time out on their own.
@@ -102,4 +102,4 @@ class Shipper {
   std::thread thread_;
 };
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace hoop::record::test {
+namespace hoop::transcript::test {
 
 inline std::string ordinary_text(size_t n) {
   static const char* const kLines[] = {
@@ -25,4 +25,4 @@ inline std::string ordinary_text(size_t n) {
   return s;
 }
 
-}  // namespace hoop::record::test
+}  // namespace hoop::transcript::test

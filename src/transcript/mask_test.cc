@@ -1,13 +1,13 @@
-#include "record/mask.h"
+#include "transcript/mask.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
 
-#include "record/test_text.h"
+#include "transcript/test_text.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 namespace {
 
 Masker make(const std::vector<std::string>& extra = {}) {
@@ -137,4 +137,4 @@ TEST(MaskerBench, HundredMegabytes) {
 }
 
 }  // namespace
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -2,14 +2,14 @@
 // asciicast encoder, the transcript and the shipper. The observer callbacks
 // run on the relay thread only; finish() runs after the monitor returned.
 
-#include "record/recorder.h"
+#include "transcript/recorder.h"
 
 #include <ctime>
 
-#include "record/mask.h"
-#include "record/spool.h"
+#include "transcript/mask.h"
+#include "transcript/spool.h"
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 struct Recorder::Impl {
   RecorderOptions opts;
@@ -197,4 +197,4 @@ FinishReport Recorder::finish(std::optional<int> exit_status, Clock::time_point 
   return rep;
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -28,7 +28,7 @@
 #include "sys/fd.h"
 
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 struct TranscriptOptions {
   size_t ring_bytes = size_t{4} << 20;
@@ -119,4 +119,4 @@ class Transcript {
   std::thread thread_;
 };
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -1,8 +1,8 @@
-#include "record/replay.h"
+#include "transcript/replay.h"
 
 #include <utility>
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 CastReader::CastReader(HeaderFn on_header, EventFn on_event)
     : on_header_(std::move(on_header)), on_event_(std::move(on_event)) {}
@@ -180,4 +180,4 @@ std::string_view TerminalFilter::reset_sequence() {
   return "\x1b[0m\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?1049l";
 }
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hoop::record {
+namespace hoop::transcript {
 
 /// The header. `width`/`height` 0 (no terminal) are written as 80x24.
 /// Strings may hold any bytes (invalid UTF-8 is replaced).
@@ -72,4 +72,4 @@ class CastEncoder {
   std::string scratch_;
 };
 
-}  // namespace hoop::record
+}  // namespace hoop::transcript
