@@ -20,8 +20,10 @@ namespace {
 using detail::Errors;
 using detail::quoted;
 
-constexpr std::string_view kKeys[] = {"server",  "ca",          "credential",  "spool_dir",
-                                      "offline", "secure_path", "client_cert", "client_key"};
+constexpr std::string_view kKeys[] = {"server",      "ca",          "credential", "spool_dir", "offline",
+                                      "secure_path", "client_cert", "client_key", "shell"};
+constexpr std::string_view kShellKeys[] = {
+    "hoopctl", "login_shell", "cd_dirs", "allow_scp", "allow_sftp", "allow_rsync", "allow_agent_forwarding"};
 
 bool is_host_name(std::string_view s) {
   if (s.empty() || s.size() > 253 || s[0] == '-' || s[0] == '.') return false;
@@ -156,6 +158,39 @@ void get_secure_path(const toml::table& t, Errors& errs, std::string& out) {
   if (ok) out = v;
 }
 
+// [shell], read by hoop-shell. Paths must be absolute: hoop-shell runs as
+// the logged-in user, whose cwd and PATH must not choose what runs.
+void parse_shell(const toml::node& n, Errors& errs, ShellConfig& out) {
+  const auto* t = n.as_table();
+  if (!t) {
+    errs.add(n.source(), std::string("'shell' must be a table ([shell]), not ") + detail::type_name(n));
+    return;
+  }
+  detail::check_keys(*t, kShellKeys, " in [shell]", errs);
+  get_abs_path(*t, "hoopctl", errs, out.hoopctl);
+  get_abs_path(*t, "login_shell", errs, out.login_shell);
+  detail::get_bool(*t, "allow_scp", errs, out.allow_scp);
+  detail::get_bool(*t, "allow_sftp", errs, out.allow_sftp);
+  detail::get_bool(*t, "allow_rsync", errs, out.allow_rsync);
+  detail::get_bool(*t, "allow_agent_forwarding", errs, out.allow_agent_forwarding);
+  const toml::node* dirs = t->get("cd_dirs");
+  if (!dirs) return;
+  const auto* arr = dirs->as_array();
+  if (!arr) {
+    errs.add(dirs->source(), std::string("'cd_dirs' must be an array of absolute directories, not ") +
+                                 detail::type_name(*dirs));
+    return;
+  }
+  for (const auto& e : *arr) {
+    const auto* s = e.as_string();
+    if (!s || s->get().empty() || s->get()[0] != '/' || !is_clean_text(s->get())) {
+      errs.add(e.source(), "'cd_dirs' entries must be absolute directories such as \"/srv/app\"");
+      continue;
+    }
+    out.cd_dirs.push_back(s->get());
+  }
+}
+
 }  // namespace
 
 Result<HostConfig> parse_host_config(std::string_view text, std::string_view source) {
@@ -189,6 +224,8 @@ Result<HostConfig> parse_host_config(std::string_view text, std::string_view sou
       errs.add(detail::where(t, "offline"),
                "offline = " + quoted(offline) + " is not supported; allowed values: \"deny\"");
   }
+
+  if (const toml::node* shell = t.get("shell")) parse_shell(*shell, errs, cfg.shell);
 
   const bool has_cert = t.get("client_cert") != nullptr;
   const bool has_key = t.get("client_key") != nullptr;

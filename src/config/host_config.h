@@ -5,12 +5,26 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.h"
 
 namespace hoop::config {
 
 enum class Offline { deny };
+
+/// The [shell] table: what hoop-shell (the restricted login shell and
+/// ForceCommand) lets through besides `hoopctl run` requests. Everything it
+/// can allow defaults to refused.
+struct ShellConfig {
+  std::string hoopctl;                    // "" = the path fixed when hoop-shell was built
+  std::string login_shell = "/bin/bash";  // what --login-session asks to run, with -l
+  std::vector<std::string> cd_dirs;       // besides the home directory; absolute
+  bool allow_scp = false;                 // scp -t / scp -f, run as the user
+  bool allow_sftp = false;                // sftp-server / internal-sftp, run as the user
+  bool allow_rsync = false;               // rsync --server, run as the user
+  bool allow_agent_forwarding = false;    // a session with SSH_AUTH_SOCK set
+};
 
 struct HostConfig {
   std::string source;
@@ -22,6 +36,7 @@ struct HostConfig {
   std::string secure_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   std::string client_cert;    // optional mutual TLS
   std::string client_key;
+  ShellConfig shell;          // [shell]: hoop-shell only; hoopctl ignores it
 };
 
 /// Errors are "source:line:col: message". Unknown keys are errors (a typo in

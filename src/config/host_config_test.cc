@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace hoop::config {
 namespace {
@@ -150,6 +151,43 @@ TEST(HostConfig, HostileInput) {
   EXPECT_ERROR("server = " + std::string(5000, '[') + std::string(5000, ']'), "hoop.toml:1:");
   EXPECT_ERROR(std::string("server = \"https://hoop\"\x00\n", 24), "hoop.toml:1:");
   EXPECT_ERROR("server = \"https://hoop\"\n\"\\u001b]0;x\" = 1\n", "unknown key '\\x1b]0;x'");
+}
+
+TEST(HostConfig, ShellDefaultsRefuseEverythingOptional) {
+  auto r = parse(with_server("https://hoop"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->shell.hoopctl, "");
+  EXPECT_EQ(r->shell.login_shell, "/bin/bash");
+  EXPECT_TRUE(r->shell.cd_dirs.empty());
+  EXPECT_FALSE(r->shell.allow_scp);
+  EXPECT_FALSE(r->shell.allow_sftp);
+  EXPECT_FALSE(r->shell.allow_rsync);
+  EXPECT_FALSE(r->shell.allow_agent_forwarding);
+}
+
+TEST(HostConfig, ShellTable) {
+  auto r = parse(with_server("https://hoop") +
+                 "[shell]\nhoopctl = \"/opt/hoop/bin/hoopctl\"\nlogin_shell = \"/bin/zsh\"\n"
+                 "cd_dirs = [\"/srv\", \"/var/log\"]\nallow_scp = true\nallow_sftp = true\n"
+                 "allow_rsync = true\nallow_agent_forwarding = true\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->shell.hoopctl, "/opt/hoop/bin/hoopctl");
+  EXPECT_EQ(r->shell.login_shell, "/bin/zsh");
+  EXPECT_EQ(r->shell.cd_dirs, (std::vector<std::string>{"/srv", "/var/log"}));
+  EXPECT_TRUE(r->shell.allow_scp && r->shell.allow_sftp && r->shell.allow_rsync);
+  EXPECT_TRUE(r->shell.allow_agent_forwarding);
+}
+
+TEST(HostConfig, ShellTableRefusals) {
+  const std::string s = with_server("https://hoop");
+  EXPECT_ERROR(s + "shell = 1\n", "'shell' must be a table");
+  EXPECT_ERROR(s + "[shell]\nallow_scp = \"yes\"\n", "hoop.toml:3:13: 'allow_scp' must be true or false");
+  EXPECT_ERROR(s + "[shell]\nhoopctl = \"bin/hoopctl\"\n", "'hoopctl' must be an absolute path");
+  EXPECT_ERROR(s + "[shell]\nlogin_shell = \"bash\"\n", "'login_shell' must be an absolute path");
+  EXPECT_ERROR(s + "[shell]\ncd_dirs = \"/srv\"\n", "'cd_dirs' must be an array");
+  EXPECT_ERROR(s + "[shell]\ncd_dirs = [\"srv\"]\n", "'cd_dirs' entries must be absolute");
+  EXPECT_ERROR(s + "[shell]\ncd_dirs = [1]\n", "'cd_dirs' entries must be absolute");
+  EXPECT_ERROR(s + "[shell]\nallow_x11 = true\n", "unknown key 'allow_x11' in [shell]");
 }
 
 }  // namespace
