@@ -237,6 +237,22 @@ class Server:
         except ValueError:
             return status, text
 
+    def transcript(self, token, sid) -> bytes:
+        """The whole transcript of session `sid`, as hoopd stores it."""
+        out, offset = b"", 0
+        for _ in range(10000):
+            req = urllib.request.Request(f"{self.url}/v1/sessions/{sid}/transcript?offset={offset}")
+            req.add_header("Authorization", f"Bearer {token}")
+            ctx = self.ssl_context() if self.tls else None
+            with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+                body = r.read()
+                length = int(r.headers["Hoop-Session-Length"])
+            out += body
+            offset += len(body)
+            if offset >= length:
+                return out
+        raise AssertionError("transcript never ended")
+
     def file_request(self, host_token, user="alice", argv=None, path=None, reason="", run_as="root"):
         argv = argv or ["systemctl", "restart", "nginx"]
         body = {"user": user, "run_as": run_as, "argv": argv, "path": path or "/usr/bin/systemctl",
@@ -479,3 +495,13 @@ class FaultyLink:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+def decode_cast(cast: bytes):
+    """(header, output text, input text, events) of an asciicast v2 file."""
+    lines = cast.decode("utf-8").splitlines()
+    header = json.loads(lines[0])
+    events = [json.loads(line) for line in lines[1:] if line.strip()]
+    out = "".join(e[2] for e in events if e[1] == "o")
+    inp = "".join(e[2] for e in events if e[1] == "i")
+    return header, out, inp, events

@@ -11,12 +11,11 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import RUN_BIN, USERS, Ctl, FaultyLink, RunHost, Server
+from conftest import RUN_BIN, USERS, FaultyLink, RunHost, Server, decode_cast
 
 NO_RECORDING = 118
 
@@ -120,31 +119,8 @@ def tokens(server):
     return {u: server.token("user", u) for u in ("alice", "bob", "dave")}
 
 
-def fetch_transcript(server, token, sid):
-    """The whole transcript as stored by hoopd, through the API."""
-    out, offset = b"", 0
-    for _ in range(10000):
-        req = urllib.request.Request(f"{server.url}/v1/sessions/{sid}/transcript?offset={offset}")
-        req.add_header("Authorization", f"Bearer {token}")
-        ctx = server.ssl_context() if server.tls else None
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
-            body = r.read()
-            length = int(r.headers["Hoop-Session-Length"])
-        out += body
-        offset += len(body)
-        if offset >= length:
-            return out
-    raise AssertionError("transcript never ended")
 
 
-def decode(cast: bytes):
-    """(header, output text, input text, events) of an asciicast v2 file."""
-    lines = cast.decode("utf-8").splitlines()
-    header = json.loads(lines[0])
-    events = [json.loads(line) for line in lines[1:] if line.strip()]
-    out = "".join(e[2] for e in events if e[1] == "o")
-    inp = "".join(e[2] for e in events if e[1] == "i")
-    return header, out, inp, events
 
 
 def session_of(host, rid, token=None):
@@ -173,10 +149,10 @@ def check_stored(host, rid, reference, token=None):
     """The server's transcript: complete, digest right, output == reference,
     and nothing left in the spool."""
     s = session_of(host, rid, token)
-    cast = fetch_transcript(host.server, token or host.host_token, s["id"])
+    cast = host.server.transcript(token or host.host_token, s["id"])
     assert s["length"] == len(cast)
     assert s["sha256"] == hashlib.sha256(cast).hexdigest()
-    header, out, _, _ = decode(cast)
+    header, out, _, _ = decode_cast(cast)
     assert header["version"] == 2
     assert out.replace("\r\n", "\n") == reference
     assert spool_files(host) == [], spool_files(host)
@@ -190,7 +166,7 @@ def test_allowed_command_is_recorded_with_its_metadata(host, tokens):
     rid = newest_request(host)
     s, cast = check_stored(host, rid, slow_reference(5))
     assert s["exit_status"] == 0 and s["user"] == "alice" and s["run_as"] == "root"
-    header, _, _, events = decode(cast)
+    header, _, _, events = decode_cast(cast)
     meta = header["hoop"]
     req = host.requests()[0]
     assert str(meta["request"]) == str(rid) and str(meta["session"]) == str(s["id"])
@@ -233,11 +209,11 @@ def test_secrets_are_masked_in_the_transcript_but_not_on_the_terminal(host):
     assert r.returncode == 0, r.stderr
     assert all(x in r.stdout for x in secrets)  # the person at the terminal sees them
     s = session_of(host, newest_request(host))
-    cast = fetch_transcript(host.server, host.host_token, s["id"])
+    cast = host.server.transcript(host.host_token, s["id"])
     text = cast.decode()
     for x in secrets:
         assert x not in text, text
-    _, out, _, _ = decode(cast)
+    _, out, _, _ = decode_cast(cast)
     assert "password=" in out and "done" in out
 
 
@@ -285,8 +261,8 @@ def test_input_is_recorded_only_while_the_terminal_echoes(host):
         p.stdin.close()
         reader.join(timeout=5)
     s = session_of(host, newest_request(host))
-    cast = fetch_transcript(host.server, host.host_token, s["id"])
-    header, out, inp, _ = decode(cast)
+    cast = host.server.transcript(host.host_token, s["id"])
+    header, out, inp, _ = decode_cast(cast)
     assert header["hoop"]["tty"] is True and header["width"] > 0
     assert "s3cr3t-pw" not in cast.decode()
     assert "zelda" in inp
@@ -329,9 +305,9 @@ def test_spool_disk_full_still_ships_everything(host):
         assert r.returncode == 0, r.stderr
         assert r.stdout == bulk_reference(2)
         s = session_of(host, newest_request(host))
-        cast = fetch_transcript(host.server, host.host_token, s["id"])
+        cast = host.server.transcript(host.host_token, s["id"])
         assert s["sha256"] == hashlib.sha256(cast).hexdigest()
-        _, out, _, _ = decode(cast)
+        _, out, _, _ = decode_cast(cast)
         assert out == bulk_reference(2)
         assert spool_files(host) == ["filler"], spool_files(host)
     finally:

@@ -5,19 +5,17 @@ whose login shell is hoop-shell, or who get it through ForceCommand; the real
 setuid hoopctl against a real hoopd. Interactive sessions run in tmux."""
 
 import hashlib
-import json
 import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, RUN_BIN
+from conftest import BUILD, RUN_BIN, decode_cast
 
 HOOP_SHELL_BUILT = BUILD / "cmd" / "hoop-shell"
 
@@ -227,19 +225,6 @@ def wait_pending(host, user, timeout=30):
     raise AssertionError(f"no pending request from {user}: {host.requests()}")
 
 
-def fetch_transcript(server, token, sid):
-    out, offset = b"", 0
-    for _ in range(10000):
-        req = urllib.request.Request(f"{server.url}/v1/sessions/{sid}/transcript?offset={offset}")
-        req.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(req, context=server.ssl_context(), timeout=30) as r:
-            body = r.read()
-            length = int(r.headers["Hoop-Session-Length"])
-        out += body
-        offset += len(body)
-        if offset >= length:
-            return out
-    raise AssertionError("transcript never ended")
 
 
 def stored_session(host, rid):
@@ -252,13 +237,10 @@ def stored_session(host, rid):
         mine = [s for s in body["sessions"] if s["request_id"] == rid]
         if mine and mine[0]["state"] == "complete":
             s = mine[0]
-            cast = fetch_transcript(host.server, host.host_token, s["id"])
+            cast = host.server.transcript(host.host_token, s["id"])
             assert s["sha256"] == hashlib.sha256(cast).hexdigest()
-            lines = cast.decode().splitlines()
-            events = [json.loads(x) for x in lines[1:] if x.strip()]
-            out = "".join(e[2] for e in events if e[1] == "o")
-            inp = "".join(e[2] for e in events if e[1] == "i")
-            return s, json.loads(lines[0]), out, inp
+            header, out, inp, _ = decode_cast(cast)
+            return s, header, out, inp
         time.sleep(0.1)
     raise AssertionError(f"no complete session for request {rid}: {body}")
 
