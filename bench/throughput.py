@@ -37,7 +37,8 @@ sudo and GNU time from Debian and starts this under `unshare --mount`: the
 sudoers, hoop.toml and the bench user live in a private copy of /etc and
 vanish afterwards.
 
-Environment: ROUNDS (default 3), SIZE_MB (default 100), RUN_TIMEOUT seconds
+Environment: ROUNDS (default 3), SIZE_MB (default 100), SPOOL_TMPFS=1 (hoopctl's
+spool on tmpfs, to see what its disk writes cost), RUN_TIMEOUT seconds
 per run (default 300), CONTENDERS (comma-separated subset of plain, script,
 sudo, hoop-http, hoop-https; default all)."""
 
@@ -553,6 +554,10 @@ def main():
             # not, the private /etc is (and vanishes with it).
             spool = Path("/etc/hoop-bench-spool")
             spool.mkdir(mode=0o700)
+            if os.environ.get("SPOOL_TMPFS") == "1":
+                # Analysis only: the spool in memory shows what its disk
+                # writes (fdatasync at least once a second) cost.
+                sh("mount", "-t", "tmpfs", "-o", "size=512m,mode=0700", "tmpfs", str(spool))
         for w in hoop:
             hd = Hoopd(root, w == "hoop-https", text)
             servers.append(hd.proc)

@@ -154,7 +154,8 @@ Result<api::Session> stream(Reviewer& r, const PlayOpts& o, Player& player, bool
 }
 
 Result<int> run_play(const PlayOpts& o, bool live) {
-  if (!(o.speed > 0) || o.speed > 1000) return make_error(Errc::invalid_argument, "--speed must be in (0, 1000]");
+  if (!(o.speed >= 0.01 && o.speed <= 1000))
+    return make_error(Errc::invalid_argument, "--speed must be from 0.01 to 1000");
   if (!(o.idle_limit >= 0)) return make_error(Errc::invalid_argument, "--idle-limit must be 0 (none) or more");
   auto r = connect(o.c);
   if (!r) return r.error();
@@ -183,7 +184,7 @@ Runner setup_play(CLI::App& sub, bool live) {
   add_common(sub, o->c, false);
   sub.add_option("id", o->id, "session id (see: hoopctl sessions)")->required()->check(kSessionId);
   if (!live) {
-    sub.add_option("--speed", o->speed, "play X times as fast (default 1)");
+    sub.add_option("--speed", o->speed, "play X times as fast, 0.01 to 1000 (default 1)");
     sub.add_option("--idle-limit", o->idle_limit,
                    "cut pauses longer than S seconds down to S (default 2; 0 keeps every pause)");
   }

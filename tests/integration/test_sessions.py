@@ -416,3 +416,19 @@ def test_watch_follows_a_running_session_to_its_end(host, ctl, tokens):
     assert w.returncode == 0, w.stderr
     assert w.stdout.replace("\r\n", "\n").startswith(slow_reference(30))
     assert "end of session" in w.stderr
+
+
+@pytest.mark.parametrize("args", [["replay", "abc"], ["replay", "0"], ["replay", "1", "--speed", "-1"],
+                                  ["replay", "1", "--speed", "nan"], ["replay", "1", "--speed", "1e-300"],
+                                  ["replay", "1", "--idle-limit", "-2"], ["watch", "99999999999999999999"],
+                                  ["sessions", "--state", "bogus"], ["sessions", "--limit", "0"]])
+def test_session_verbs_refuse_bad_arguments_before_any_request(host, ctl, tokens, args):
+    r = ctl("bob", *args, token=tokens["bob"])
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("hoopctl: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_ship_is_for_root_only(host):
+    r = subprocess.run(as_user("alice", [str(host.hoopctl), "ship"]), capture_output=True, text=True,
+                       env=HARNESS_ENV, timeout=30)
+    assert r.returncode == 4 and "run it as root" in r.stderr, r
