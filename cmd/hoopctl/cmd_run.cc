@@ -75,6 +75,7 @@ constexpr milliseconds kOfflineGrace{60000};
 // After the command: how long to keep trying to get its transcript to hoopd
 // before leaving it in the spool for `hoopctl ship`.
 constexpr milliseconds kShipGrace{10000};
+constexpr milliseconds kShipGraceOffline{2000};
 // Not an exit status: "the decision lets the command run".
 constexpr int kGo = -1;
 
@@ -477,11 +478,15 @@ int run_privileged(RunOpts& o) {
   });
   // The transcript goes on to the server; a command that never started
   // still completes its (empty) session.
-  const auto report = recorder->finish(status ? std::optional<int>(*status) : std::nullopt,
-                                       Clock::now() + kShipGrace);
+  // hoopd already away at the start (best effort): do not hold the caller
+  // long; the spool keeps the transcript for `hoopctl ship`.
+  const milliseconds grace = recorder->start_notice().empty() ? kShipGrace : kShipGraceOffline;
+  const auto report =
+      recorder->finish(status ? std::optional<int>(*status) : std::nullopt, Clock::now() + grace);
   if (!report.confirmed) say("the transcript of this session " + report.detail);
   recorder.reset();
-  ship_leftovers(*host);
+  // hoopd took ours: a good moment to send what earlier runs left behind.
+  if (report.confirmed) ship_leftovers(*host);
   wipe(host->token);
   if (!status) return fail(spawn_failed ? kExitRunNotFound : kExitRunRefused, status.error().message);
   return *status;

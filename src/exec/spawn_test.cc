@@ -405,23 +405,29 @@ int wait_change(pid_t pid, int& status) {
   return -1;
 }
 
+// `sh -c SCRIPT` as root with the pty `t` as its terminal.
+SpawnSpec on_terminal(const ResolvedCommand& sh, const Target& root, const std::vector<std::string>& env,
+                      const Pty& t, const std::string& script) {
+  SpawnSpec spec;
+  spec.command = &sh;
+  spec.argv = {"sh", "-c", script};
+  spec.env = env;
+  spec.target = root;
+  spec.cwd = "/";
+  spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
+  spec.ctty_fd = t.slave;
+  return spec;
+}
+
 TEST_F(SpawnTest, WithATerminalCtrlZStopsTheCommandAndItsLeaderAndFgResumesIt) {
   Pty t;
   ASSERT_GE(t.slave, 0);
   auto sh = resolve("sh");
-  SpawnSpec spec;
-  spec.command = &sh;
   // The command is the terminal's foreground group, not the session leader.
-  spec.argv = {"sh", "-c",
-               "ps -o pid=,pgid=,sid=,tpgid= -p $$ | { read p g s f; "
-               "[ \"$p\" = \"$g\" ] && [ \"$g\" = \"$f\" ] && [ \"$s\" != \"$p\" ] && echo own-fg-group; }; "
-               "echo READY; read x; echo got-$x"};
-  spec.env = env_for(root_);
-  spec.target = root_;
-  spec.cwd = "/";
-  spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
-  spec.ctty_fd = t.slave;
-  auto pid = spawn(spec);
+  auto pid = spawn(on_terminal(sh, root_, env_for(root_), t,
+                               "ps -o pid=,pgid=,sid=,tpgid= -p $$ | { read p g s f; "
+                               "[ \"$p\" = \"$g\" ] && [ \"$g\" = \"$f\" ] && [ \"$s\" != \"$p\" ] && echo own-fg-group; }; "
+                               "echo READY; read x; echo got-$x"));
   ASSERT_TRUE(pid.ok()) << pid.error().message;
   const std::string first = t.read_until("READY");
   EXPECT_NE(first.find("own-fg-group"), std::string::npos) << first;
@@ -446,15 +452,7 @@ TEST_F(SpawnTest, WithATerminalTheLeaderRelaysSignalsAndEndsAsTheCommandDid) {
   for (int sig : {SIGTERM, SIGHUP, SIGINT}) {
     Pty t;
     ASSERT_GE(t.slave, 0);
-    SpawnSpec spec;
-    spec.command = &sh;
-    spec.argv = {"sh", "-c", "echo READY; exec sleep 30"};
-    spec.env = env_for(root_);
-    spec.target = root_;
-    spec.cwd = "/";
-    spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
-    spec.ctty_fd = t.slave;
-    auto pid = spawn(spec);
+    auto pid = spawn(on_terminal(sh, root_, env_for(root_), t, "echo READY; exec sleep 30"));
     ASSERT_TRUE(pid.ok()) << pid.error().message;
     ASSERT_NE(t.read_until("READY").find("READY"), std::string::npos);
     ::usleep(50000);  // let the exec of sleep happen
@@ -465,15 +463,7 @@ TEST_F(SpawnTest, WithATerminalTheLeaderRelaysSignalsAndEndsAsTheCommandDid) {
     EXPECT_EQ(WTERMSIG(status), sig);
   }
   Pty t;
-  SpawnSpec spec;
-  spec.command = &sh;
-  spec.argv = {"sh", "-c", "exit 7"};
-  spec.env = env_for(root_);
-  spec.target = root_;
-  spec.cwd = "/";
-  spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = t.slave;
-  spec.ctty_fd = t.slave;
-  auto pid = spawn(spec);
+  auto pid = spawn(on_terminal(sh, root_, env_for(root_), t, "exit 7"));
   ASSERT_TRUE(pid.ok()) << pid.error().message;
   int status = 0;
   ASSERT_EQ(wait_change(*pid, status), 0);

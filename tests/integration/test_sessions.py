@@ -432,3 +432,19 @@ def test_ship_is_for_root_only(host):
     r = subprocess.run(as_user("alice", [str(host.hoopctl), "ship"]), capture_output=True, text=True,
                        env=HARNESS_ENV, timeout=30)
     assert r.returncode == 4 and "run it as root" in r.stderr, r
+
+
+def test_the_next_run_ships_what_an_earlier_one_left_in_the_spool(plain_link):
+    host, link = plain_link
+    link.cut_on(b"/v1/sessions/")
+    first = run(host, "alice", "--", "hoop-be-touch")
+    assert first.returncode == 0, first.stderr
+    rid = newest_request(host)
+    assert any(n.endswith(".cast") for n in spool_files(host))
+    link.up()
+    second = run(host, "alice", "--", "hoop-touch")
+    assert second.returncode == 0, second.stderr
+    assert "also shipped 1 earlier transcript" in second.stderr, second.stderr
+    host.write_config()
+    s, _ = check_stored(host, rid, "touched\n")
+    assert s["exit_status"] == 0
