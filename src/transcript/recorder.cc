@@ -1,10 +1,18 @@
 // The recorder: glue between the monitor's observer, the masks, the
 // asciicast encoder, the transcript and the shipper. The observer callbacks
-// run on the relay thread only; finish() runs after the monitor returned.
+// run on the relay thread and only copy what they see into a bounded queue,
+// stamped with its time; the recorder thread masks, encodes and appends, so
+// the relay goes back to the command's pty at once. A full queue makes the
+// relay wait (back-pressure, as the transcript's own). finish() runs after
+// the monitor returned, once the recorder thread has drained the queue.
 
 #include "transcript/recorder.h"
 
+#include <condition_variable>
 #include <ctime>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "transcript/mask.h"
 #include "transcript/spool.h"
@@ -19,9 +27,94 @@ struct Recorder::Impl {
   std::unique_ptr<Transcript> transcript;
   std::unique_ptr<Shipper> shipper;
   Clock::time_point t0 = Clock::now();
-  bool header_written = false;
+  bool header_written = false;  // relay thread only (begin)
   bool finished = false;
-  std::string masked, line;
+  std::string masked, line;  // recorder thread, then finish()
+
+  // What the relay thread saw, for the recorder thread.
+  struct Item {
+    char kind = 'o';  // 'o' output, 'i' echoed input, 'n' input without echo, 'r' resize
+    uint64_t usec = 0;
+    unsigned short cols = 0, rows = 0;
+    std::string bytes;
+  };
+  static constexpr size_t kMaxQueued = size_t{1} << 20;
+  std::mutex qmu;
+  std::condition_variable q_work, q_space;
+  std::deque<Item> queue;
+  size_t queued = 0;
+  bool worker_idle = false, relay_waiting = false, q_stop = false;
+  std::thread worker;
+
+  ~Impl() { stop_worker(); }
+
+  void start_worker() {
+    worker = std::thread([this] { work(); });
+  }
+
+  // Drains the queue and ends the recorder thread; idempotent.
+  void stop_worker() {
+    {
+      std::lock_guard lk(qmu);
+      q_stop = true;
+    }
+    q_work.notify_one();
+    if (worker.joinable()) worker.join();
+  }
+
+  void push(Item it) {  // relay thread
+    std::unique_lock lk(qmu);
+    if (queued >= kMaxQueued) {
+      relay_waiting = true;
+      q_space.wait(lk, [&] { return queued < kMaxQueued || q_stop; });
+      relay_waiting = false;
+    }
+    queued += it.bytes.size();
+    queue.push_back(std::move(it));
+    if (worker_idle) q_work.notify_one();
+  }
+
+  void work() {  // recorder thread
+    std::unique_lock lk(qmu);
+    for (;;) {
+      if (queue.empty()) {
+        if (q_stop) return;
+        worker_idle = true;
+        q_work.wait(lk, [&] { return !queue.empty() || q_stop; });
+        worker_idle = false;
+        continue;
+      }
+      Item it = std::move(queue.front());
+      queue.pop_front();
+      lk.unlock();
+      handle(it);
+      lk.lock();
+      queued -= it.bytes.size();
+      if (relay_waiting && queued < kMaxQueued) q_space.notify_one();
+    }
+  }
+
+  void handle(const Item& it) {
+    switch (it.kind) {
+      case 'o':
+        bytes(it.usec, 'o', it.bytes, *mask_out);
+        break;
+      case 'i':
+        bytes(it.usec, 'i', it.bytes, *mask_in);
+        break;
+      case 'n':
+        // Typed without echo: not recorded; what was typed with echo
+        // before it goes out now.
+        if (mask_in->held() != 0) flush_input(it.usec);
+        break;
+      case 'r':
+        CastEncoder::resize(it.usec, it.cols, it.rows, line);
+        write(line);
+        break;
+      default:
+        break;
+    }
+  }
 
   uint64_t usec() const {
     return static_cast<uint64_t>(
@@ -44,23 +137,22 @@ struct Recorder::Impl {
     if (h.timestamp == 0) h.timestamp = static_cast<int64_t>(std::time(nullptr));
     if (h.session.empty()) h.session = opts.session_id;
     if (h.request.empty()) h.request = opts.request_id;
-    line = cast_header_line(h);
-    write(line);
+    std::string header = cast_header_line(h);  // relay thread: not `line`
+    write(header);
   }
 
-  void bytes(char kind, std::string_view in, Masker& m) {
-    if (!header_written) begin(0, 0, false);
+  void bytes(uint64_t at, char kind, std::string_view in, Masker& m) {
     m.feed(in, masked);
     if (masked.empty()) return;
-    enc.event(usec(), kind, masked, line);
+    enc.event(at, kind, masked, line);
     masked.clear();
     write(line);
   }
 
-  void flush_input() {
+  void flush_input(uint64_t at) {
     mask_in->finish(masked);
     if (masked.empty()) return;
-    enc.event(usec(), 'i', masked, line);
+    enc.event(at, 'i', masked, line);
     masked.clear();
     write(line);
   }
@@ -94,6 +186,7 @@ Result<std::unique_ptr<Recorder>> Recorder::create(RecorderOptions opts) {
   }
   impl->transcript = std::make_unique<Transcript>(std::move(*fd), std::move(topts));
   impl->opts = std::move(opts);
+  impl->start_worker();
   return std::unique_ptr<Recorder>(new Recorder(std::move(impl)));
 }
 
@@ -124,18 +217,17 @@ pty::Observer Recorder::observer() {
   Impl* i = impl_.get();
   pty::Observer o;
   o.begin = [i](unsigned short cols, unsigned short rows, bool terminal) { i->begin(cols, rows, terminal); };
-  o.output = [i](std::string_view b) { i->bytes('o', b, *i->mask_out); };
+  o.output = [i](std::string_view b) {
+    if (!i->header_written) i->begin(0, 0, false);
+    i->push({'o', i->usec(), 0, 0, std::string(b)});
+  };
   o.input = [i](std::string_view b, bool echo) {
-    if (echo) {
-      i->bytes('i', b, *i->mask_in);
-    } else if (i->mask_in->held() != 0) {
-      i->flush_input();  // what was typed with echo before goes out now
-    }
+    if (!i->header_written) i->begin(0, 0, false);
+    i->push({echo ? 'i' : 'n', i->usec(), 0, 0, echo ? std::string(b) : std::string()});
   };
   o.resize = [i](unsigned short cols, unsigned short rows) {
     if (!i->header_written) i->begin(cols, rows, true);
-    CastEncoder::resize(i->usec(), cols, rows, i->line);
-    i->write(i->line);
+    i->push({'r', i->usec(), cols, rows, {}});
   };
   return o;
 }
@@ -149,10 +241,11 @@ FinishReport Recorder::finish(std::optional<int> exit_status, Clock::time_point 
   }
   i.finished = true;
   if (!i.header_written) i.begin(0, 0, false);
+  i.stop_worker();  // everything observed is in the transcript after this
   i.mask_out->finish(i.masked);
   if (!i.masked.empty()) i.enc.event(i.usec(), 'o', i.masked, i.line);
   i.masked.clear();
-  i.flush_input();
+  i.flush_input(i.usec());
   i.enc.finish(i.usec(), i.line);
   i.write(i.line);
   i.transcript->close();
