@@ -505,3 +505,64 @@ def decode_cast(cast: bytes):
     out = "".join(e[2] for e in events if e[1] == "o")
     inp = "".join(e[2] for e in events if e[1] == "i")
     return header, out, inp, events
+
+
+# ---- running things as a test user ------------------------------------------
+
+HARNESS_ENV = {"PATH": "/usr/bin:/bin"}
+
+
+def as_user(user, argv, env=None):
+    """argv run as `user`. The caller's environment `env` is set by env(1)
+    after setpriv switched users, so nothing root runs in the harness sees it
+    (setpriv, as root, would itself honour LD_PRELOAD)."""
+    uid = USERS[user]
+    pairs = [f"{k}={v}" for k, v in (env or {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}).items()]
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", "/usr/bin/env", "-i", *pairs, *argv]
+
+
+class ScriptTerminal:
+    """`command` (a shell command line) run as `user` on a terminal of its
+    own, made by util-linux script(1); what is sent goes in as typed keys,
+    what the terminal shows comes back (CRs dropped)."""
+
+    def __init__(self, user, command, env):
+        script = shutil.which("script")
+        if not script:
+            pytest.skip("util-linux `script` is needed to give hoopctl a terminal")
+        self.proc = subprocess.Popen(as_user(user, [script, "-qec", command, "/dev/null"], env), env=HARNESS_ENV,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     cwd="/")
+        self.chunks = []
+        self.reader = threading.Thread(
+            target=lambda: self.chunks.extend(iter(lambda: self.proc.stdout.read1(4096), b"")))
+        self.reader.start()
+
+    def text(self):
+        return b"".join(self.chunks).decode("utf-8", "replace").replace("\r", "")
+
+    def expect(self, what, after=0, timeout=20):
+        """Where `what` ends in the output, looking from `after`; bounded wait."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            i = self.text().find(what, after)
+            if i >= 0:
+                return i + len(what)
+            time.sleep(0.05)
+        raise AssertionError(f"{what!r} not seen in {self.text()!r}")
+
+    def send(self, data: bytes):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def close(self, timeout=30):
+        """Waits for the end (stdin stays open until then: an EOF would reach
+        the command as ^D); kills it when it does not come."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.stdin.close()
+            self.reader.join(timeout=5)
+        return self.proc.returncode

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUN_BIN, USERS, Ctl, RunHost, Server
+from conftest import HARNESS_ENV, RUN_BIN, USERS, Ctl, RunHost, ScriptTerminal, Server, as_user
 
 # hoopctl run exit statuses (man/hoopctl.1, cmd/hoopctl/commands.h)
 CANCELLED, REFUSED, USAGE, DENIED, EXPIRED, TIMED_OUT, UNREACHABLE, NOT_FOUND = 119, 120, 121, 122, 123, 124, 125, 127
@@ -79,18 +79,6 @@ def host(run_host, hoopctl):
 @pytest.fixture
 def tokens(server):
     return {u: server.token("user", u) for u in ("alice", "bob", "carol", "dave")}
-
-
-def as_user(user, argv, env=None):
-    """argv run as `user`. The caller's environment `env` is set by env(1)
-    after setpriv switched users, so nothing root runs in the harness sees it
-    (setpriv, as root, would itself honour LD_PRELOAD)."""
-    uid = USERS[user]
-    pairs = [f"{k}={v}" for k, v in (env or {}).items()]
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", "/usr/bin/env", "-i", *pairs, *argv]
-
-
-HARNESS_ENV = {"PATH": "/usr/bin:/bin"}
 
 
 def caller_env(extra=None):
@@ -739,56 +727,29 @@ def test_ctrl_z_suspends_the_command_and_fg_resumes_it(host):
     """Ctrl-Z at the caller's terminal stops the command (not only a shell)
     and gives the terminal back to the caller's shell; `fg` resumes it with
     the terminal in hoopctl's hands again, as under sudo."""
-    script, bash = shutil.which("script"), shutil.which("bash")
-    if not script or not bash:
-        pytest.skip("util-linux `script` and bash are needed to give hoopctl a terminal")
+    bash = shutil.which("bash")
+    if not bash:
+        pytest.skip("bash is needed for a shell with job control")
     host.add_program("hoop-readline", "#!/bin/sh\necho READY\nread x\necho \"GOT-$x\"\nexit 3\n")
-    p = subprocess.Popen(as_user("alice", [script, "-qec", f"{bash} --norc --noprofile -i", "/dev/null"],
-                                 caller_env({"SHELL": bash})),
-                         env=HARNESS_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, cwd="/")
-    chunks = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: p.stdout.read1(4096), b"")))
-    reader.start()
-
-    def text():
-        return b"".join(chunks).decode("utf-8", "replace").replace("\r", "")
-
-    def expect(what, after=0, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            i = text().find(what, after)
-            if i >= 0:
-                return i + len(what)
-            time.sleep(0.05)
-        raise AssertionError(f"{what!r} not seen in {text()!r}")
-
-    def send(data):
-        p.stdin.write(data)
-        p.stdin.flush()
-
+    t = ScriptTerminal("alice", f"{bash} --norc --noprofile -i", caller_env({"SHELL": bash}))
     try:
-        at = expect("$ ")
-        send(b"PS1='PROMPT$ '; bind 'set enable-bracketed-paste off'\n")
-        at = expect("PROMPT$ ", at)
-        send(f"{host.hoopctl} run -- hoop-readline\n".encode())
-        at = expect("READY", at)
-        send(b"\x1a")  # Ctrl-Z
-        at = expect("Stopped", at)
-        at = expect("PROMPT$ ", at)  # the caller's shell has its terminal back
-        send(b"echo SHELL-HAS-IT\n")
-        at = expect("SHELL-HAS-IT\nPROMPT$ ", at)
-        send(b"fg\n")
+        at = t.expect("$ ")
+        t.send(b"PS1='PROMPT$ '; bind 'set enable-bracketed-paste off'\n")
+        at = t.expect("PROMPT$ ", at)
+        t.send(f"{host.hoopctl} run -- hoop-readline\n".encode())
+        at = t.expect("READY", at)
+        t.send(b"\x1a")  # Ctrl-Z
+        at = t.expect("Stopped", at)
+        at = t.expect("PROMPT$ ", at)  # the caller's shell has its terminal back
+        t.send(b"echo SHELL-HAS-IT\n")
+        at = t.expect("SHELL-HAS-IT\nPROMPT$ ", at)
+        t.send(b"fg\n")
         time.sleep(0.5)
-        send(b"resumed\n")  # read by the command, through hoopctl's pty
-        at = expect("GOT-resumed", at)
-        at = expect("PROMPT$ ", at)
-        send(b"echo STATUS=$?\n")
-        expect("STATUS=3", at)
-        send(b"exit\n")
-        p.wait(timeout=30)
+        t.send(b"resumed\n")  # read by the command, through hoopctl's pty
+        at = t.expect("GOT-resumed", at)
+        at = t.expect("PROMPT$ ", at)
+        t.send(b"echo STATUS=$?\n")
+        t.expect("STATUS=3", at)
+        t.send(b"exit\n")
     finally:
-        if p.poll() is None:
-            p.kill()
-        p.stdin.close()
-        reader.join(timeout=5)
+        t.close()

@@ -9,13 +9,12 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import RUN_BIN, USERS, FaultyLink, RunHost, Server, decode_cast
+from conftest import HARNESS_ENV, RUN_BIN, FaultyLink, RunHost, ScriptTerminal, Server, as_user, decode_cast
 
 NO_RECORDING = 118
 
@@ -82,15 +81,6 @@ def bulk_reference(mb):
         n += len(line)
         i += 1
     return "".join(parts)
-
-
-def as_user(user, argv, env=None):
-    uid = USERS[user]
-    pairs = [f"{k}={v}" for k, v in (env or {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}).items()]
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", "/usr/bin/env", "-i", *pairs, *argv]
-
-
-HARNESS_ENV = {"PATH": "/usr/bin:/bin"}
 
 
 def run(host, user, *args, timeout=90, stdin=subprocess.DEVNULL):
@@ -226,40 +216,19 @@ print(f"hello {name}, {len(pw)} chars")
 
 
 def test_input_is_recorded_only_while_the_terminal_echoes(host):
-    script = shutil.which("script")
-    if not script:
-        pytest.skip("util-linux script is needed for a terminal")
     host.add_program("hoop-getpass", GETPASS)
-    p = subprocess.Popen(as_user("alice", [script, "-qec", f"{host.hoopctl} run -- hoop-getpass", "/dev/null"],
-                                 {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "xterm"}),
-                         env=HARNESS_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, cwd="/")
-    chunks = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: p.stdout.read1(4096), b"")))
-    reader.start()
-
-    def wait_for(what):
-        deadline = time.monotonic() + 20
-        while what not in b"".join(chunks) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert what in b"".join(chunks), b"".join(chunks)
-
+    t = ScriptTerminal("alice", f"{host.hoopctl} run -- hoop-getpass",
+                       {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "xterm"})
     try:
-        wait_for(b"Password: ")
+        at = t.expect("Password: ")
         time.sleep(0.2)
-        p.stdin.write(b"s3cr3t-pw\r")
-        p.stdin.flush()
-        wait_for(b"Name: ")
+        t.send(b"s3cr3t-pw\r")
+        at = t.expect("Name: ", at)
         time.sleep(0.2)
-        p.stdin.write(b"zelda\r")
-        p.stdin.flush()
-        wait_for(b"hello zelda, 9 chars")
-        p.wait(timeout=30)
+        t.send(b"zelda\r")
+        t.expect("hello zelda, 9 chars", at)
     finally:
-        if p.poll() is None:
-            p.kill()
-        p.stdin.close()
-        reader.join(timeout=5)
+        t.close()
     s = session_of(host, newest_request(host))
     cast = host.server.transcript(host.host_token, s["id"])
     header, out, inp, _ = decode_cast(cast)
