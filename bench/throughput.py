@@ -40,7 +40,9 @@ vanish afterwards.
 Environment: ROUNDS (default 3), SIZE_MB (default 100), SPOOL_TMPFS=1 (hoopctl's
 spool on tmpfs, to see what its disk writes cost), RUN_TIMEOUT seconds
 per run (default 300), CONTENDERS (comma-separated subset of plain, script,
-sudo, hoop-http, hoop-https; default all)."""
+sudo, hoop-http, hoop-https; default all; also hoop-http-base: hoopctl and
+hoopd from BASE_BUILD, another build directory, to compare two builds side
+by side in one run). PERF_OUT, PERF_WHO, PERF_MODE: see start_perf()."""
 
 import errno
 import fcntl
@@ -271,6 +273,37 @@ def drain(name, argv, env, scratch: Path):
     return secs, total, rss, cpu
 
 
+# ---- analysis: perf around the measured runs ---------------------------------
+
+PERF_MODES = {
+    "record": ["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", "1999"],  # where CPU time goes
+    "sched": ["perf", "sched", "record", "-a"],  # wake-ups, run and wait times per thread
+    "trace": ["perf", "trace", "-s", "-a"],  # system calls per thread: counts and time
+}
+
+
+def start_perf(name):
+    """With PERF_OUT=FILE, runs perf system-wide around each counted run of
+    the contenders whose name starts with PERF_WHO (default "hoopctl"); the
+    last such run's data stays in FILE. PERF_MODE: record (default), sched or
+    trace. Analysis only: perf costs throughput itself."""
+    out = os.environ.get("PERF_OUT")
+    if not out or not name.startswith(os.environ.get("PERF_WHO", "hoopctl")):
+        return None
+    mode = os.environ.get("PERF_MODE", "record")
+    if mode not in PERF_MODES:
+        raise Failure(f"PERF_MODE must be one of {', '.join(PERF_MODES)}")
+    p = subprocess.Popen(PERF_MODES[mode] + ["-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # perf is recording before the run starts
+    return p
+
+
+def stop_perf(p):
+    if p:
+        p.send_signal(signal.SIGINT)
+        p.wait(60)
+
+
 def cpu_secs(pid):
     """utime + stime of a live process (a server), in seconds."""
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -362,9 +395,9 @@ def sudo_etc(port, text: Path):
 # ---- hoopctl + hoopd --------------------------------------------------------
 
 class Hoopd:
-    def __init__(self, root: Path, tls: bool, text: Path):
+    def __init__(self, root: Path, tls: bool, text: Path, build: Path = BUILD, tag: str = ""):
         self.tls = tls
-        d = self.dir = root / ("hoopd-tls" if tls else "hoopd-plain")
+        d = self.dir = root / (("hoopd-tls" if tls else "hoopd-plain") + tag)
         d.mkdir()
         (d / "policy.toml").write_text(
             '[[rule]]\nname = "bench-cat"\nusers = ["%s"]\ncommands = [["/usr/bin/cat", "%s"]]\n'
@@ -381,7 +414,7 @@ class Hoopd:
             cfg += "insecure_http = true\n"
         (d / "hoopd.toml").write_text(cfg)
         log = open(d / "hoopd.log", "w")
-        self.proc = subprocess.Popen([str(BUILD / "cmd/hoopd"), "serve", "--config", str(d / "hoopd.toml")],
+        self.proc = subprocess.Popen([str(build / "cmd/hoopd"), "serve", "--config", str(d / "hoopd.toml")],
                                      stderr=log, stdout=log, stdin=subprocess.DEVNULL)
         for _ in range(200):
             text_ = (d / "hoopd.log").read_text()
@@ -396,7 +429,7 @@ class Hoopd:
         if not port:
             raise Failure("hoopd did not start: " + (d / "hoopd.log").read_text())
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        token = [str(BUILD / "cmd/hoopd"), "token", "create", "--config", str(d / "hoopd.toml")]
+        token = [str(build / "cmd/hoopd"), "token", "create", "--config", str(d / "hoopd.toml")]
         self.host_token = sh(*token, "--host", "bench").stdout.strip()
         self.user_token = sh(*token, "--user", USER).stdout.strip()
 
@@ -544,12 +577,18 @@ def main():
             sudo_etc(lsd.port, text)
             contenders["sudo+logsrvd"] = Contender(["sudo", "-n", "/usr/bin/cat", str(text)], lsd.proc,
                                                    lsd.sessions, lambda b: lsd.check(b, tty_len, tty_sha))
-        hoop = [w for w in ("hoop-http", "hoop-https") if w in wanted]
+        hoop = [w for w in ("hoop-http", "hoop-https", "hoop-http-base") if w in wanted]
+        base = Path(os.environ.get("BASE_BUILD", ""))
+        if "hoop-http-base" in hoop and not (base / "cmd/hoopctl").exists():
+            raise Failure("hoop-http-base needs BASE_BUILD=<a build dir with cmd/hoopctl and cmd/hoopd>")
         if hoop:
             bindir = Path("/etc/hoop-bench-bin")
             bindir.mkdir(mode=0o755)
             shutil.copy2(BUILD / "cmd/hoopctl", bindir / "hoopctl")
             os.chmod(bindir / "hoopctl", 0o4755)
+            if "hoop-http-base" in hoop:
+                shutil.copy2(base / "cmd/hoopctl", bindir / "hoopctl-base")
+                os.chmod(bindir / "hoopctl-base", 0o4755)
             # hoopctl trusts a spool only under root-only directories: /tmp is
             # not, the private /etc is (and vanishes with it).
             spool = Path("/etc/hoop-bench-spool")
@@ -559,7 +598,8 @@ def main():
                 # writes (fdatasync at least once a second) cost.
                 sh("mount", "-t", "tmpfs", "-o", "size=512m,mode=0700", "tmpfs", str(spool))
         for w in hoop:
-            hd = Hoopd(root, w == "hoop-https", text)
+            is_base = w == "hoop-http-base"
+            hd = Hoopd(root, w == "hoop-https", text, base if is_base else BUILD, "-base" if is_base else "")
             servers.append(hd.proc)
 
             def before(hd=hd):
@@ -567,8 +607,10 @@ def main():
                 s = hd.last_session()
                 return s["id"] if s else 0
 
-            contenders[f"hoopctl run ({'https' if hd.tls else 'http'})"] = Contender(
-                [str(bindir / "hoopctl"), "run", "--", "/usr/bin/cat", str(text)], hd.proc, before,
+            label = f"hoopctl run ({'https' if hd.tls else 'http'}{', base' if is_base else ''})"
+            contenders[label] = Contender(
+                [str(bindir / ("hoopctl-base" if is_base else "hoopctl")), "run", "--", "/usr/bin/cat", str(text)],
+                hd.proc, before,
                 lambda b, hd=hd: hd.check(b, tty_len, tty_sha))
 
         results = {k: {"secs": [], "rss": [], "cpu": [], "server_cpu": [], "log": []} for k in contenders}
@@ -580,7 +622,9 @@ def main():
                 os.sync()  # the previous run's 100+ MB of logs are written back now, not during this one
                 state = c.before() if c.before else None
                 srv0 = cpu_secs(c.server.pid) if c.server else None
+                perf = start_perf(name) if rnd else None
                 secs, got, rss, cpu = drain(name, c.argv, env, scratch)
+                stop_perf(perf)
                 srv = cpu_secs(c.server.pid) - srv0 if c.server else None
                 if got < tty_len:
                     raise Failure(f"{name}: read {got} bytes from the pty, expected at least {tty_len}")

@@ -45,6 +45,15 @@
 //   the pty is still read (and observed) but the bytes are discarded, so the
 //   command can never block on it.
 //
+// The caller's terminal is written through an open file of our own: the
+// monitor opens /proc/self/fd/N (the same terminal, checked by device number)
+// non-blocking and write-only, so a full terminal never stops the relay and
+// the caller's own file keeps its flags (setting O_NONBLOCK on it would leak
+// to the shell that shares it). Blocking, the relay waited in write() while
+// the terminal drained and the command's pty sat full: measured 1.7 ms a
+// write. Where the reopen fails, the caller's fd is used, written only when
+// poll() says it can take bytes.
+//
 // End: the command has been reaped AND every output source has reached
 // EOF/EIO and been written out. A descendant that keeps the pty or a pipe
 // open cannot hold us: the drain stops after kDrainIdle without a byte, or
@@ -54,6 +63,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +93,23 @@ constexpr size_t kMaxChannels = 3;
 constexpr int kCaught[] = {SIGCHLD, SIGWINCH, SIGCONT, SIGTSTP, SIGPIPE, SIGHUP,
                            SIGINT,  SIGQUIT,  SIGTERM, SIGUSR1, SIGUSR2};
 constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+/// A second open file of the caller's terminal `fd`, write-only and
+/// non-blocking; an empty Fd when `fd` is not a writable terminal or the
+/// reopen fails or does not lead to the same device.
+Fd reopen_terminal_nonblocking(int fd) {
+  struct stat was {};
+  if (fstat(fd, &was) != 0 || !S_ISCHR(was.st_mode) || !isatty(fd)) return Fd();
+  const int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
+  if (acc != O_WRONLY && acc != O_RDWR) return Fd();
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  Fd nb(open(path.c_str(), O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  struct stat is {};
+  if (nb.get() < 0 || fstat(nb.get(), &is) != 0 || !S_ISCHR(is.st_mode) || is.st_rdev != was.st_rdev ||
+      !isatty(nb.get()))
+    return Fd();
+  return nb;
+}
 
 std::atomic<int> g_wake_fd{-1};
 std::atomic<pid_t> g_monitor_pid{0};
@@ -278,6 +305,11 @@ Status Session::setup_terminal(ChildFds& fds, std::array<Fd, 4>& child_ends) {
   in.dst_nonblock = true;
   Channel& out = add(false, master_.get(), term_out);
   out.src_nonblock = true;
+  if (Fd nb = term_out >= 0 ? reopen_terminal_nonblocking(term_out) : Fd(); nb.get() >= 0) {
+    out.dst = nb.get();
+    out.dst_nonblock = true;
+    out.own_dst = std::move(nb);
+  }
 
   for (int target : {1, 2}) {
     int& child_fd = target == 1 ? fds.stdout_fd : fds.stderr_fd;
@@ -355,9 +387,13 @@ Result<int> Session::loop(const SignalRelay& signals) {
       if (now >= deadline) break;
       timeout = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     }
+    const int flush_due = obs_.flush_in_ms && obs_.flush ? obs_.flush_in_ms() : -1;
+    if (flush_due >= 0) timeout = timeout < 0 ? flush_due : std::min(timeout, flush_due);
     pfd[0] = {signals.fd(), POLLIN, 0};
     const size_t n = 1 + prepare_poll(pfd);
-    if (poll(pfd.data(), n, timeout) < 0) {
+    const int ready = poll(pfd.data(), n, timeout);
+    if (flush_due >= 0) obs_.flush();
+    if (ready < 0) {
       if (errno == EINTR) continue;
       return sys_error("poll");
     }

@@ -32,11 +32,18 @@ struct ChildFds {
 /// size and whether the command gets a terminal (a pty may be 0x0 when the
 /// caller's terminal reports no size; the asciicast header needs both). All
 /// optional. Views point into the relay buffer: valid only during the call.
+///
+/// An observer that hands bytes on in batches says so through `flush_in_ms`:
+/// -1 when it holds nothing back, else how soon (ms, >= 0) it wants `flush`
+/// called. The relay then never sleeps longer than that and calls `flush`
+/// after every wait while something is held (flush checks the time itself).
 struct Observer {
   std::function<void(std::string_view)> output;
   std::function<void(std::string_view, bool echo)> input;
   std::function<void(unsigned short cols, unsigned short rows)> resize;
   std::function<void(unsigned short cols, unsigned short rows, bool terminal)> begin;
+  std::function<int()> flush_in_ms;
+  std::function<void()> flush;
 };
 
 struct MonitorOptions {

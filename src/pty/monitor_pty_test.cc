@@ -2,6 +2,8 @@
 // terminal (an "outer" pty whose master plays the terminal emulator) and
 // makes it the monitor child's controlling terminal and fds 0-2.
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -140,6 +142,44 @@ TEST(MonitorPty, LargeOutputIsDrainedCompletelyInBoundedMemory) {
   EXPECT_EQ(o.out_bytes, kBytes);
   EXPECT_EQ(o.report.output_bytes, kBytes);
   EXPECT_LT(o.report.rss_growth_kb, 16 * 1024);
+}
+
+// The relay writes the caller's terminal through a non-blocking file of its
+// own (a second open of the same device), never by setting O_NONBLOCK on the
+// caller's, which the shell shares. A terminal that stops reading for a while
+// still gets every byte in order.
+TEST(MonitorPty, SlowTerminalGetsEveryByteAndKeepsItsFlags) {
+  Harness h;
+  h.open_outer();
+  const int flags_before = fcntl(h.slave, F_GETFL);
+  const std::string tty = ttyname(h.slave);
+  int flags_during = -1;
+  int opens_of_tty = 0;
+  h.cmd = "echo READY; seq 1 200000";
+  h.steps.push_back({"READY", [&] {
+                       flags_during = fcntl(h.slave, F_GETFL);
+                       const std::string dir = "/proc/" + std::to_string(h.monitor) + "/fd";
+                       if (DIR* d = opendir(dir.c_str())) {
+                         while (dirent* e = readdir(d)) {
+                           char target[256] = {};
+                           const std::string link = dir + "/" + e->d_name;
+                           const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+                           if (n > 0 && tty == target) ++opens_of_tty;
+                         }
+                         closedir(d);
+                       }
+                       usleep(300'000);  // the terminal reads nothing meanwhile
+                     }});
+  Outcome o = h.run();
+  expect_finished(o);
+  EXPECT_EQ(o.report.status, 0);
+  std::string want = "READY\r\n";
+  for (int i = 1; i <= 200000; ++i) want += std::to_string(i) + "\r\n";
+  EXPECT_EQ(o.out, want);
+  EXPECT_EQ(flags_during, flags_before);
+  EXPECT_EQ(fcntl(h.slave, F_GETFL), flags_before);
+  EXPECT_EQ(flags_before & O_NONBLOCK, 0);
+  EXPECT_EQ(opens_of_tty, 4) << "fds 0-2 and the relay's own non-blocking open";
 }
 
 TEST(MonitorPty, TiocstiLandsInTheCommandsOwnTerminal) {

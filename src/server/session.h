@@ -236,6 +236,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void read_body() {
+    // Beast reads at most the buffer's free capacity per recv (and never less
+    // than 512 bytes): after a header the buffer is only as large as the
+    // header, so a 256 KiB transcript chunk took ~150 recv calls. A full-size
+    // buffer for a large body takes ~8; on_read gives it back afterwards.
+    if (auto len = parser_->content_length(); len && *len > kShrinkAbove) buffer_.reserve(kBufferLimit);
     beast::http::async_read(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
   }
