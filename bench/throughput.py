@@ -198,10 +198,11 @@ def free_port():
 
 # ---- the measured run ---------------------------------------------------------
 
-def drain(name, argv, env, scratch: Path):
+def drain(name, argv, env, scratch: Path, expect: int):
     """Runs argv (as the bench user) on a fresh pty and reads its master until
     EIO and exit. Returns (seconds, bytes read, peak RSS KiB, CPU seconds of
-    the wrapper's process tree)."""
+    the wrapper's process tree, seconds from the arrival of the `expect`th byte
+    to the wrapper's exit)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     rss_file = scratch / "rss.txt"
@@ -213,6 +214,7 @@ def drain(name, argv, env, scratch: Path):
     buf = bytearray(1 << 20)
     head = b""
     n = last = total = 0
+    whole = None  # when the last of the `expect` bytes arrived
     t0 = time.perf_counter()
     deadline = t0 + RUN_TIMEOUT
     try:
@@ -247,6 +249,8 @@ def drain(name, argv, env, scratch: Path):
             if total < 4096:
                 head += bytes(buf[: min(n, 4096)])
             total += n
+            if whole is None and total >= expect:
+                whole = time.perf_counter()
         while True:  # bounded: the wrapper has closed the pty; give it until the deadline
             pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -255,6 +259,7 @@ def drain(name, argv, env, scratch: Path):
                 raise Failure(f"{name}: closed its terminal but did not exit within {RUN_TIMEOUT:g} s")
             time.sleep(0.001)
         secs = time.perf_counter() - t0
+        after_eof = time.perf_counter() - (whole or t0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     except BaseException:
         kill_tree(proc.pid)
@@ -270,7 +275,7 @@ def drain(name, argv, env, scratch: Path):
         rss, cpu = int(rss), float(user) + float(system)
     except (OSError, ValueError, IndexError):
         raise Failure(f"{name}: no peak RSS from GNU time ({rss_file})")
-    return secs, total, rss, cpu
+    return secs, total, rss, cpu, after_eof
 
 
 # ---- analysis: perf around the measured runs ---------------------------------
@@ -623,14 +628,15 @@ def main():
                 state = c.before() if c.before else None
                 srv0 = cpu_secs(c.server.pid) if c.server else None
                 perf = start_perf(name) if rnd else None
-                secs, got, rss, cpu = drain(name, c.argv, env, scratch)
+                secs, got, rss, cpu, after_eof = drain(name, c.argv, env, scratch, tty_len)
                 stop_perf(perf)
                 srv = cpu_secs(c.server.pid) - srv0 if c.server else None
                 if got < tty_len:
                     raise Failure(f"{name}: read {got} bytes from the pty, expected at least {tty_len}")
                 log = c.check(state) if c.check else None
                 print(f"round {rnd}{' (warm-up)' if rnd == 0 else ''}: {name:20} {size / 1e6 / secs:6.1f} MB/s "
-                      f"{secs:7.3f} s  {got} bytes  peak RSS {rss / 1024:5.1f} MB  CPU {cpu:5.2f} s"
+                      f"{secs:7.3f} s (exit {after_eof:5.3f} s after cat's last byte)  {got} bytes  "
+                      f"peak RSS {rss / 1024:5.1f} MB  CPU {cpu:5.2f} s"
                       + (f" + server {srv:5.2f} s" if srv is not None else ""), flush=True)
                 if rnd:
                     r = results[name]

@@ -443,12 +443,16 @@ size_t Session::pump(Channel& c, const std::array<pollfd, 1 + 2 * kMaxChannels>&
 size_t Session::fill(Channel& c) {
   size_t total = 0;
   while (c.tail < kBufferSize) {
-    const ssize_t r = read(c.src, c.buf.get() + c.tail, kBufferSize - c.tail);
+    const size_t room = kBufferSize - c.tail;
+    const ssize_t r = read(c.src, c.buf.get() + c.tail, room);
     if (r > 0) {
       observe(c, c.buf.get() + c.tail, static_cast<size_t>(r));
       c.tail += static_cast<size_t>(r);
       total += static_cast<size_t>(r);
-      if (!c.src_nonblock) break;
+      // Less than asked for: the source is empty for now, and another read
+      // would only say EAGAIN (a pty gives at most 4 KiB a read, then needs
+      // the kernel's flush work to refill; measured: 1 read in 4 failed).
+      if (!c.src_nonblock || static_cast<size_t>(r) < room) break;
       continue;
     }
     if (r < 0 && errno == EINTR && c.src_nonblock) continue;
@@ -463,11 +467,14 @@ size_t Session::fill(Channel& c) {
 size_t Session::flush(Channel& c) {
   size_t total = 0;
   while (!c.empty()) {
-    const ssize_t w = write(c.dst, c.buf.get() + c.head, c.tail - c.head);
+    const size_t want = c.tail - c.head;
+    const ssize_t w = write(c.dst, c.buf.get() + c.head, want);
     if (w > 0) {
       c.head += static_cast<size_t>(w);
       total += static_cast<size_t>(w);
-      if (!c.dst_nonblock) break;  // a blocking write returns short only on a signal
+      // A blocking write returns short only on a signal; a non-blocking one
+      // when the destination is full, and the next would say EAGAIN.
+      if (!c.dst_nonblock || static_cast<size_t>(w) < want) break;
       continue;
     }
     if (w < 0 && errno == EINTR && c.dst_nonblock) continue;
