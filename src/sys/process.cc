@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -229,6 +230,15 @@ Status switch_identity(uid_t uid, gid_t gid, const char* name) {
     return make_error(Errc::internal, msg);
   }
   return {};
+}
+
+void lower_thread_priority() noexcept {
+  // PRIO_PROCESS with a thread id acts on that thread alone (Linux).
+  const auto tid = static_cast<id_t>(gettid());
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, tid);
+  if (now == -1 && errno != 0) return;
+  static_cast<void>(setpriority(PRIO_PROCESS, tid, std::min(now + 10, 19)));
 }
 
 }  // namespace hoop::sys

@@ -51,4 +51,10 @@ const char* apply_identity(Identity& id) noexcept;
 /// Async-signal-safe, so a forked child can call it.
 void close_fds_from_3(int keep, int keep2 = -1) noexcept;
 
+/// Makes the calling thread 10 nice levels nicer (at most 19), relative to
+/// what it has, so root never raises a priority the caller lowered. For
+/// background work (recording, spooling, shipping) that must not take the
+/// CPU from the relay the person at the terminal waits on. Best effort.
+void lower_thread_priority() noexcept;
+
 }  // namespace hoop::sys

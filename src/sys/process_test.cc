@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <thread>
 
 namespace hoop::sys {
 namespace {
@@ -74,6 +75,31 @@ TEST(Process, CloseFdsKeepsOnlyWhatIsAsked) {
               return 0;
             }),
             0);
+}
+
+// Background threads get 10 nice levels more than they had, capped at 19,
+// and never less than the caller chose (root could otherwise raise it).
+TEST(Process, LowerThreadPriorityIsRelativeAndCapped) {
+  auto nice_after = [](int start) {
+    int got = -100;
+    std::thread t([&] {
+      const auto tid = static_cast<id_t>(gettid());
+      if (setpriority(PRIO_PROCESS, tid, start) != 0) return;
+      lower_thread_priority();
+      errno = 0;
+      got = getpriority(PRIO_PROCESS, tid);
+    });
+    t.join();
+    return got;
+  };
+  EXPECT_EQ(nice_after(0), 10);
+  EXPECT_EQ(nice_after(5), 15);
+  EXPECT_EQ(nice_after(15), 19);
+  EXPECT_EQ(nice_after(19), 19);
+  // The calling thread (this one) is untouched.
+  errno = 0;
+  const int mine = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  EXPECT_LT(mine, 10);
 }
 
 TEST(Process, HardenMakesProcessUndumpableWithoutCores) {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "sys/process.h"
 #include "transcript/mask.h"
 #include "transcript/spool.h"
 
@@ -40,10 +41,11 @@ struct Recorder::Impl {
   };
   static constexpr size_t kMaxQueued = size_t{1} << 20;
   // The relay wakes an idle recorder thread only once this much is queued or
-  // the oldest queued item is this old (else a futex wake and a context
-  // switch per pty read: measured ~25,000 per 100 MB, a third of the relay's
-  // time). The monitor polls no longer than the age allows (flush_in_ms).
-  static constexpr size_t kWakeBytes = size_t{64} << 10;
+  // the oldest queued item is this old: not a futex wake and a context
+  // switch per pty read (~25,000 per 100 MB), and the recorder, once awake,
+  // works through a batch instead of taking the CPU from the relay for every
+  // 4 KiB. The monitor polls no longer than the age allows (flush_in_ms).
+  static constexpr size_t kWakeBytes = size_t{256} << 10;
   static constexpr uint64_t kWakeAfterUsec = 5000;
   std::mutex qmu;
   std::condition_variable q_work, q_space;
@@ -57,7 +59,10 @@ struct Recorder::Impl {
   ~Impl() { stop_worker(); }
 
   void start_worker() {
-    worker = std::thread([this] { work(); });
+    worker = std::thread([this] {
+      sys::lower_thread_priority();
+      work();
+    });
   }
 
   // Drains the queue and ends the recorder thread; idempotent.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "sys/process.h"
+
 namespace hoop::transcript {
 
 Shipper::Shipper(Transcript& t, Uploader& up, ShipperOptions opts) : t_(t), up_(up), opts_(opts) {}
@@ -22,7 +24,10 @@ Shipper::~Shipper() {
 void Shipper::start(std::optional<uint64_t> server_length) {
   if (thread_.joinable()) return;
   offset_ = server_length;
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    sys::lower_thread_priority();
+    loop();
+  });
 }
 
 uint64_t Shipper::confirmed() const {

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sys/process.h"
+
 namespace hoop::transcript {
 namespace {
 
@@ -23,7 +25,10 @@ Transcript::Transcript(sys::Fd spool, TranscriptOptions opts)
     : opts_(std::move(opts)), spool_(std::move(spool)), ring_(new char[std::max<size_t>(opts_.ring_bytes, 4096)]),
       ring_cap_(std::max<size_t>(opts_.ring_bytes, 4096)) {
   if (spool_.get() < 0) spool_error_ = "no spool file";
-  thread_ = std::thread([this] { spool_loop(); });
+  thread_ = std::thread([this] {
+    sys::lower_thread_priority();
+    spool_loop();
+  });
 }
 
 Transcript::Transcript(FromFile, sys::Fd file) : spool_(std::move(file)) {}
