@@ -26,8 +26,8 @@ void stage(const char* name, const std::string& text, F&& f) {
   size_t out = 0;
   for (size_t at = 0; at < text.size(); at += kRead) out += f(std::string_view(text).substr(at, kRead));
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("%-28s %8.0f MB/s  %7.3f s  (%zu bytes out)\n", name, static_cast<double>(text.size()) / 1e6 / s,
-              s, out);
+  std::printf("%-28s %8.0f MB/s  %7.3f s  (%zu bytes out)\n", name,
+              static_cast<double>(text.size()) / 1e6 / s, s, out);
 }
 
 }  // namespace

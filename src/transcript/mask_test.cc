@@ -105,15 +105,16 @@ TEST(Masker, AssignmentShortcutAgreesWithTheRegex) {
       R"((?i)(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[_-]?key)["']?\s*[=:]\s*["']?\K[^\s"'&;,]+)";
   int err = 0;
   PCRE2_SIZE off = 0;
-  pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED, PCRE2_NEVER_UTF,
-                                 &err, &off, nullptr);
+  pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+                                 PCRE2_NEVER_UTF, &err, &off, nullptr);
   ASSERT_NE(re, nullptr);
   pcre2_match_data* md = pcre2_match_data_create(1, nullptr);
   auto reference = [&](const std::string& text) {
     std::string out;
     size_t pos = 0;
     for (;;) {
-      const int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
+      const int rc =
+          pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
       if (rc < 0) break;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       out.append(text, pos, ov[0] - pos);
@@ -124,9 +125,11 @@ TEST(Masker, AssignmentShortcutAgreesWithTheRegex) {
     return out;
   };
   const std::vector<std::string> tokens = {
-      "password", "PASSWORD", "Passwd", "pwd", "pWd", "secret", "SECRET", "token", "Token", "api_key", "API-KEY",
-      "apikey", "api key", "mypassword", "xpwd", "passwords", "tok", "pass", "=", "=", ":", ":", " ", "  ", "\t",
-      "\r\n", "\n", "'", "\"", "abc", "s3cr3t", "42", ",", "&", ";", "]", "_", "-", "9", "a", "Z", "ke", "y"};
+      "password", "PASSWORD", "Passwd", "pwd",     "pWd",        "secret", "SECRET",    "token", "Token",
+      "api_key",  "API-KEY",  "apikey", "api key", "mypassword", "xpwd",   "passwords", "tok",   "pass",
+      "=",        "=",        ":",      ":",       " ",          "  ",     "\t",        "\r\n",  "\n",
+      "'",        "\"",       "abc",    "s3cr3t",  "42",         ",",      "&",         ";",     "]",
+      "_",        "-",        "9",      "a",       "Z",          "ke",     "y"};
   std::mt19937 rng(20261123);
   std::uniform_int_distribution<size_t> pick(0, tokens.size() - 1), len(1, 60), piece(1, 40);
   size_t masked = 0;

@@ -52,8 +52,8 @@ struct Recorder::Impl {
   std::deque<Item> queue;
   size_t queued = 0;
   bool worker_idle = false, relay_waiting = false, q_stop = false;
-  bool wake_owed = false;     // relay thread only: queued items the idle worker was not told of
-  uint64_t owed_since = 0;    // relay thread only: usec of the oldest of them
+  bool wake_owed = false;   // relay thread only: queued items the idle worker was not told of
+  uint64_t owed_since = 0;  // relay thread only: usec of the oldest of them
   std::thread worker;
 
   ~Impl() { stop_worker(); }
