@@ -259,7 +259,7 @@ def drain(name, argv, env, scratch: Path, expect: int):
                 raise Failure(f"{name}: closed its terminal but did not exit within {RUN_TIMEOUT:g} s")
             time.sleep(0.001)
         secs = time.perf_counter() - t0
-        after_eof = time.perf_counter() - (whole or t0)
+        after_last = time.perf_counter() - (whole or t0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     except BaseException:
         kill_tree(proc.pid)
@@ -275,7 +275,7 @@ def drain(name, argv, env, scratch: Path, expect: int):
         rss, cpu = int(rss), float(user) + float(system)
     except (OSError, ValueError, IndexError):
         raise Failure(f"{name}: no peak RSS from GNU time ({rss_file})")
-    return secs, total, rss, cpu, after_eof
+    return secs, total, rss, cpu, after_last
 
 
 # ---- analysis: perf around the measured runs ---------------------------------
@@ -628,14 +628,14 @@ def main():
                 state = c.before() if c.before else None
                 srv0 = cpu_secs(c.server.pid) if c.server else None
                 perf = start_perf(name) if rnd else None
-                secs, got, rss, cpu, after_eof = drain(name, c.argv, env, scratch, tty_len)
+                secs, got, rss, cpu, after_last = drain(name, c.argv, env, scratch, tty_len)
                 stop_perf(perf)
                 srv = cpu_secs(c.server.pid) - srv0 if c.server else None
                 if got < tty_len:
                     raise Failure(f"{name}: read {got} bytes from the pty, expected at least {tty_len}")
                 log = c.check(state) if c.check else None
                 print(f"round {rnd}{' (warm-up)' if rnd == 0 else ''}: {name:20} {size / 1e6 / secs:6.1f} MB/s "
-                      f"{secs:7.3f} s (exit {after_eof:5.3f} s after cat's last byte)  {got} bytes  "
+                      f"{secs:7.3f} s (exit {after_last:5.3f} s after cat's last byte)  {got} bytes  "
                       f"peak RSS {rss / 1024:5.1f} MB  CPU {cpu:5.2f} s"
                       + (f" + server {srv:5.2f} s" if srv is not None else ""), flush=True)
                 if rnd:
