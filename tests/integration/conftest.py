@@ -316,6 +316,11 @@ HOOP_SYSCONFDIR = Path(_build_setting("HOOP_SYSCONFDIR", "/etc/hoop"))
 # them must be root's alone, which the sandbox under /tmp (mode 1777) is not.
 # /etc is the session's private copy, so this never touches the host.
 RUN_BIN = Path("/etc/hoop-it/sbin")
+
+# hoopctl run's exit statuses (man/hoopctl.1, cmd/hoopctl/commands.h), for
+# every test file that runs it (hoop-shell passes them on).
+(NO_RECORDING, CANCELLED, REFUSED, USAGE, DENIED, EXPIRED, TIMED_OUT, UNREACHABLE,
+ NOT_FOUND) = 118, 119, 120, 121, 122, 123, 124, 125, 127
 RUN_HOST = "web1"
 
 

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HARNESS_ENV, RUN_BIN, USERS, Ctl, RunHost, ScriptTerminal, Server, as_user
-
-# hoopctl run exit statuses (man/hoopctl.1, cmd/hoopctl/commands.h)
-CANCELLED, REFUSED, USAGE, DENIED, EXPIRED, TIMED_OUT, UNREACHABLE, NOT_FOUND = 119, 120, 121, 122, 123, 124, 125, 127
+from conftest import (CANCELLED, DENIED, EXPIRED, HARNESS_ENV, NOT_FOUND, REFUSED, RUN_BIN, TIMED_OUT,
+                      UNREACHABLE, USAGE, USERS, Ctl, RunHost, ScriptTerminal, Server, as_user)
 
 RUN_POLICY = f"""
 [groups]

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HARNESS_ENV, RUN_BIN, FaultyLink, RunHost, ScriptTerminal, Server, as_user, decode_cast
-
-NO_RECORDING = 118
+from conftest import (HARNESS_ENV, NO_RECORDING, RUN_BIN, FaultyLink, RunHost, ScriptTerminal, Server, as_user,
+                      decode_cast)
 
 SESSIONS_POLICY = f"""
 [groups]

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, RUN_BIN, decode_cast
+from conftest import BUILD, CANCELLED, DENIED, RUN_BIN, decode_cast
 
 HOOP_SHELL_BUILT = BUILD / "cmd" / "hoop-shell"
 
-# hoop-shell's own statuses (man/hoop-shell.1) and hoopctl run's it passes on.
+# hoop-shell's own statuses (man/hoop-shell.1); hoopctl run's come from conftest.
 SHELL_ERROR, REFUSED_BY_SHELL = 116, 117
-CANCELLED, DENIED = 119, 122
 
 # Users made for this file: `shelly` has hoop-shell as login shell, `forcy`
 # gets it through ForceCommand (login shell bash), `lsess` gets
